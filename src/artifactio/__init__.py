@@ -1,0 +1,48 @@
+"""artifactio: an async-first artifact store for ML pipelines.
+
+``open_store(uri)`` gives an :class:`AsyncArtifactStore` (awaitable methods);
+:class:`ArtifactStore` is the generated blocking facade with the same methods.
+"""
+
+from ._config import GCSConfig, LocalConfig, MemoryConfig, S3Config, StoreConfig
+from ._exceptions import (
+    ArtifactioError,
+    IntegrityError,
+    InvalidPathError,
+    MissingDependencyError,
+    PathOutsideStoreError,
+    StoreClosedError,
+    StoreConnectionError,
+    UnsupportedSchemeError,
+)
+from ._files import AsyncFile
+from ._paths import PathType
+from ._registry import available_schemes, get_backend, open_store, register_backend
+from ._store import AsyncArtifactStore, StatResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactioError",
+    "AsyncArtifactStore",
+    "AsyncFile",
+    "GCSConfig",
+    "IntegrityError",
+    "InvalidPathError",
+    "LocalConfig",
+    "MemoryConfig",
+    "MissingDependencyError",
+    "PathOutsideStoreError",
+    "PathType",
+    "S3Config",
+    "StatResult",
+    "StoreClosedError",
+    "StoreConfig",
+    "StoreConnectionError",
+    "UnsupportedSchemeError",
+    "__version__",
+    "available_schemes",
+    "get_backend",
+    "open_store",
+    "register_backend",
+]

@@ -1,0 +1,68 @@
+"""Running blocking calls: off the event loop, or inline for the sync facade.
+
+Backends that touch only the local machine (local disk, memory) route every
+blocking call through :func:`run_blocking`. Inside async code it goes to a worker
+thread, so the event loop never blocks. When the sync facade drives such a
+backend it sets an *inline* flag instead and steps the coroutine to completion
+in the caller's own thread (:func:`run_inline`): no event loop, no thread hop,
+which makes ``exists`` on a local store cost about as much as ``os.path.exists``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+__all__ = ["InlineSuspendedError", "in_inline_mode", "run_blocking", "run_inline"]
+
+T = TypeVar("T")
+
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("artifactio_inline", default=False)
+
+
+class InlineSuspendedError(RuntimeError):
+    """A coroutine driven inline tried to wait on the event loop (a backend bug)."""
+
+
+def in_inline_mode() -> bool:
+    """Whether the current call is being driven inline by the sync facade."""
+    return _INLINE.get()
+
+
+async def run_blocking(func: Callable[..., T], *args: Any) -> T:
+    """Call a blocking function without blocking the event loop.
+
+    In async code the call runs in anyio's worker threads; when driven inline
+    by the sync facade it runs directly in the caller's thread.
+    """
+    if _INLINE.get():
+        return func(*args)
+    return await anyio.to_thread.run_sync(func, *args)
+
+
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive ``coro`` to completion in this thread, without an event loop.
+
+    Only for coroutines whose every await is a :func:`run_blocking` call or
+    another coroutine of the same kind.
+
+    Raises:
+        InlineSuspendedError: The coroutine tried to suspend on an event loop.
+    """
+    token = _INLINE.set(True)
+    try:
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        coro.close()
+        raise InlineSuspendedError(
+            f"{getattr(coro, '__qualname__', coro)!r} suspended while driven inline"
+        )
+    finally:
+        _INLINE.reset(token)

@@ -1,0 +1,131 @@
+"""Pydantic models of each backend's options.
+
+``open_store(uri, **options)`` validates ``options`` with the backend's model, so
+a typo or a bad value fails at once with a clear message. Secrets are
+``SecretStr``: they never show in a ``repr``, a log line or an error message.
+The root path is validated as ZenML validates an artifact store's ``path``:
+surrounding quotes are stripped and the scheme must be one the backend supports.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ._paths import split_scheme
+
+__all__ = [
+    "GCSConfig",
+    "LocalConfig",
+    "MemoryConfig",
+    "ObjectStoreConfig",
+    "S3Config",
+    "StoreConfig",
+]
+
+MiB = 1024 * 1024
+
+
+class StoreConfig(BaseModel):
+    """Options every backend takes.
+
+    Attributes:
+        path: The store's root (a URI, or an absolute local path).
+        concurrency: Requests a bulk operation (rmtree, directory copy, multipart
+            upload) keeps in flight.
+        part_size: Write buffer size and multipart part size, in bytes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset()
+
+    path: str
+    concurrency: int = Field(32, ge=1, le=4096)
+    part_size: int = Field(8 * MiB, ge=1)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _strip_and_check_scheme(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        scheme, _ = split_scheme(value)
+        scheme = scheme or ("file" if value.startswith("/") else "")
+        if cls.SUPPORTED_SCHEMES and scheme not in cls.SUPPORTED_SCHEMES:
+            allowed = ", ".join(sorted(f"{s}://" for s in cls.SUPPORTED_SCHEMES))
+            raise ValueError(
+                f"path {value!r} has an unsupported scheme; {cls.__name__} accepts {allowed}"
+            )
+        return value
+
+
+class MemoryConfig(StoreConfig):
+    """Options of the in-memory store (``memory://name/prefix``)."""
+
+    SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"memory"})
+
+
+class LocalConfig(StoreConfig):
+    """Options of the local store (absolute paths and ``file://`` URIs)."""
+
+    SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"file"})
+
+    part_size: int = Field(1 * MiB, ge=1)
+
+
+class ObjectStoreConfig(StoreConfig):
+    """Options shared by the object-store backends.
+
+    Attributes:
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for a response (per read).
+        retries: Attempts after the first on throttling, 5xx and dropped connections.
+    """
+
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(60.0, gt=0)
+    retries: int = Field(5, ge=0, le=50)
+
+
+class S3Config(ObjectStoreConfig):
+    """Options of the S3 store (``s3://bucket/prefix``), with ZenML's names.
+
+    Without ``key``/``secret`` the standard AWS credential chain applies, and so
+    do ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` when ``endpoint_url`` is unset.
+    """
+
+    SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"s3"})
+
+    part_size: int = Field(8 * MiB, ge=5 * MiB, le=5 * 1024 * MiB)
+    endpoint_url: str | None = None
+    region: str | None = None
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    token: SecretStr | None = None
+
+
+class GCSConfig(ObjectStoreConfig):
+    """Options of the GCS store (``gs://bucket/prefix``).
+
+    ``endpoint_url`` defaults to ``STORAGE_EMULATOR_HOST`` when that is set; an
+    emulator needs no credentials.
+    """
+
+    SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"gs", "gcs"})
+
+    part_size: int = Field(8 * MiB, ge=256 * 1024)
+    endpoint_url: str | None = None
+    project: str | None = None
+    service_file: str | None = None
+    token: SecretStr | None = None
+
+    @field_validator("part_size")
+    @classmethod
+    def _multiple_of_256k(cls, value: int) -> int:
+        if value % (256 * 1024):
+            raise ValueError("part_size must be a multiple of 256 KiB for resumable uploads")
+        return value

@@ -1,0 +1,119 @@
+"""The errors artifactio raises.
+
+Every backend raises the builtin exception a Python programmer already catches
+(``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError``, ...), with the
+operation and the path in the message. The few conditions that have no builtin
+class get one here, always with a builtin base so ``except OSError`` still works::
+
+    Exception
+    ├── ValueError
+    │   ├── InvalidPathError ............ empty path, NUL byte, undecodable bytes
+    │   └── UnsupportedSchemeError ...... a URI scheme no backend handles
+    ├── ImportError
+    │   └── MissingDependencyError ...... a backend's extra is not installed
+    ├── RuntimeError
+    │   └── StoreClosedError ............ the store was closed
+    └── OSError
+        ├── PermissionError
+        │   └── PathOutsideStoreError ... the path is not the root or below it
+        ├── ConnectionError
+        │   └── StoreConnectionError .... the endpoint cannot be reached
+        └── IntegrityError .............. a checksum did not match
+
+Backends translate their client library's errors only at their boundary, with
+:func:`raise_os_error` and the small helpers below, always ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+__all__ = [
+    "ArtifactioError",
+    "IntegrityError",
+    "InvalidPathError",
+    "MissingDependencyError",
+    "PathOutsideStoreError",
+    "StoreClosedError",
+    "StoreConnectionError",
+    "UnsupportedSchemeError",
+    "os_error",
+]
+
+
+class ArtifactioError(Exception):
+    """Marker base of every exception class defined by artifactio."""
+
+
+class InvalidPathError(ArtifactioError, ValueError):
+    """The path is empty, holds a NUL byte, or is bytes that cannot be decoded."""
+
+
+class UnsupportedSchemeError(ArtifactioError, ValueError):
+    """No backend is registered for the URI's scheme."""
+
+
+class MissingDependencyError(ArtifactioError, ImportError):
+    """A backend needs an optional dependency (an extra) that is not installed."""
+
+
+class StoreClosedError(ArtifactioError, RuntimeError):
+    """The store (or the sync facade) was closed and cannot be used again."""
+
+
+class PathOutsideStoreError(ArtifactioError, PermissionError):
+    """The path lies outside the store's root (after normalising and resolving links)."""
+
+    def __init__(self, path: str, root: str, op: str = "") -> None:
+        where = f"{op}: " if op else ""
+        super().__init__(
+            errno.EACCES, f"{where}path is outside the store root {root!r}", path
+        )
+
+
+class StoreConnectionError(ArtifactioError, ConnectionError):
+    """The backend's endpoint could not be reached (refused, timed out, reset)."""
+
+
+class IntegrityError(ArtifactioError, OSError):
+    """Data read or written did not match its checksum."""
+
+
+_MESSAGES = {
+    FileNotFoundError: (errno.ENOENT, "no such file or directory"),
+    FileExistsError: (errno.EEXIST, "file exists"),
+    IsADirectoryError: (errno.EISDIR, "is a directory"),
+    NotADirectoryError: (errno.ENOTDIR, "not a directory"),
+    PermissionError: (errno.EACCES, "permission denied"),
+}
+
+
+def os_error(
+    cls: type[OSError], op: str, path: str, detail: str = "", *, code: int | None = None
+) -> OSError:
+    """Build an ``OSError`` subclass whose message names the operation and the path.
+
+    Args:
+        cls: The exception class, e.g. ``FileNotFoundError``.
+        op: The operation, e.g. ``"remove"``.
+        path: The full path the operation was given.
+        detail: Replaces the default description when given.
+        code: The errno; derived from ``cls`` when omitted.
+
+    Returns:
+        The exception, ready to be raised. ``exc.filename`` is the path.
+    """
+    default_code, default_text = _MESSAGES.get(cls, (errno.EIO, "input/output error"))
+    text = detail or default_text
+    return cls(default_code if code is None else code, f"{op}: {text}", path)
+
+
+def directory_not_empty(op: str, path: str) -> OSError:
+    """``OSError(ENOTEMPTY)`` for renaming a directory onto a non-empty one."""
+    return OSError(errno.ENOTEMPTY, f"{op}: {os.strerror(errno.ENOTEMPTY).lower()}", path)
+
+
+def invalid_argument(op: str, path: str, detail: str) -> OSError:
+    """``OSError(EINVAL)``, e.g. for moving a directory into itself."""
+    return OSError(errno.EINVAL, f"{op}: {detail}", path)

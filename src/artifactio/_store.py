@@ -1,0 +1,736 @@
+"""``AsyncArtifactStore``: the async API, written once above a few backend primitives.
+
+A backend implements the primitives (the ``_``-prefixed abstract methods: look
+up one entry, list one directory, open a reader or a writer, delete a file,
+create a directory). Everything users call — path rules and bounds, argument
+checks in ZenML's order, ``glob``, ``walk``, ``rmtree``, ``size``, copy and
+rename fallbacks — is written here, once, so every backend behaves alike. A
+backend may override the optional primitives (``_copy_file``, ``_move``,
+``_rmtree``, ``_iter_tree``...) when its service does them better.
+"""
+
+from __future__ import annotations
+
+import abc
+import stat as stat_module
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import anyio
+
+from ._exceptions import (
+    PathOutsideStoreError,
+    StoreClosedError,
+    directory_not_empty,
+    invalid_argument,
+    os_error,
+)
+from ._files import (
+    AsyncFile,
+    AsyncReadFile,
+    AsyncTextReadFile,
+    AsyncTextWriteFile,
+    AsyncWriteFile,
+    OpenContext,
+    RawReader,
+    RawWriter,
+    parse_mode,
+)
+from ._paths import (
+    PathType,
+    StoreRoot,
+    glob_matcher,
+    is_below,
+    join_key,
+    parent_key,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterable
+
+    from typing_extensions import Self
+
+__all__ = ["AsyncArtifactStore", "DirEntry", "EntryInfo", "StatResult", "WalkEntry"]
+
+WalkEntry = tuple[str, list[str], list[str]]
+"""One step of :meth:`AsyncArtifactStore.walk`: ``(dirpath, dirnames, filenames)``."""
+
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+DEFAULT_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What a backend knows about one entry (the ``_info`` primitive's answer)."""
+
+    kind: Literal["file", "dir"]
+    size: int = 0
+    mtime: float | None = None
+    etag: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One entry of a directory listing (the ``_scandir`` primitive's answer)."""
+
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime: float | None = None
+
+
+@dataclass(frozen=True)
+class StatResult:
+    """The result of :meth:`AsyncArtifactStore.stat`.
+
+    Works where an ``os.stat_result`` is expected for the common fields:
+    ``st_size``, ``st_mtime`` and ``st_mode`` (so ``stat.S_ISDIR(st.st_mode)``).
+
+    Attributes:
+        path: The full path.
+        size: Size in bytes (0 for directories).
+        mtime: Last modification, seconds since the epoch (0.0 where unknown).
+        is_dir: Whether it is a directory.
+        etag: The backend's entity tag, where it has one.
+        checksum: A content checksum (``"md5:..."``, ``"crc32c:..."``), where known.
+    """
+
+    path: str
+    size: int
+    mtime: float
+    is_dir: bool
+    etag: str | None = None
+    checksum: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_file(self) -> bool:
+        """Whether it is a regular file."""
+        return not self.is_dir
+
+    @property
+    def st_size(self) -> int:
+        """``os.stat_result``-style size."""
+        return self.size
+
+    @property
+    def st_mtime(self) -> float:
+        """``os.stat_result``-style modification time."""
+        return self.mtime
+
+    @property
+    def st_mode(self) -> int:
+        """``os.stat_result``-style mode: ``S_IFDIR | 0o755`` or ``S_IFREG | 0o644``."""
+        return (stat_module.S_IFDIR | 0o755) if self.is_dir else (stat_module.S_IFREG | 0o644)
+
+
+class AsyncArtifactStore(abc.ABC):
+    """An artifact store with an awaitable method for every operation.
+
+    Get one with :func:`artifactio.open_store`. Paths may be full paths in the
+    store's spelling (``s3://bucket/prefix/x``) or relative to its root; every
+    path it returns is a full path. Behaviour is the same on every backend
+    (see SEMANTICS.md); use ``async with store:`` or :meth:`aclose` to release
+    connections.
+
+    Attributes:
+        root: The store's root as a full path.
+        concurrency: How many requests a bulk operation keeps in flight.
+        part_size: Write buffer and multipart part size, in bytes.
+    """
+
+    scheme: ClassVar[str] = ""
+    """The URI scheme this backend registers (``"s3"``, ``"file"``...)."""
+
+    inline_capable: ClassVar[bool] = False
+    """Whether every blocking call goes through ``run_blocking`` so the sync facade
+    may drive this store inline in the caller's thread (local-only backends)."""
+
+    checks_ancestors: ClassVar[bool] = True
+    """Whether writing below a file raises ``NotADirectoryError`` (object stores: no)."""
+
+    def __init__(
+        self,
+        root: StoreRoot,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        self._root = root
+        self.concurrency = int(concurrency)
+        self.part_size = int(part_size)
+        self._closed = False
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def root(self) -> str:
+        """The store's root, as a full path."""
+        return self._root.uri
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.root!r})"
+
+    def _key(self, path: PathType, op: str) -> str:
+        if self._closed:
+            raise StoreClosedError(f"{op}: store {self.root!r} is closed")
+        return self._root.key(path, op)
+
+    def _full(self, key: str) -> str:
+        return self._root.full(key)
+
+    def _err(self, cls: type[OSError], op: str, key: str, detail: str = "") -> OSError:
+        return os_error(cls, op, self._full(key), detail)
+
+    async def _require(self, key: str, op: str) -> EntryInfo:
+        info = await self._info(key)
+        if info is None:
+            raise self._err(FileNotFoundError, op, key)
+        return info
+
+    # --------------------------------------------------------- primitives (must)
+
+    @abc.abstractmethod
+    async def _info(self, key: str) -> EntryInfo | None:
+        """Describe ``key`` or return ``None`` when it does not exist.
+
+        Where a file and a directory share a name, describe the file. The root
+        (``""``) is always a directory. Failures other than "missing" raise.
+        """
+
+    async def _isdir(self, key: str) -> bool:
+        """Whether ``key`` is a directory (where a file shares the name too: yes)."""
+        info = await self._info(key)
+        return info is not None and info.kind == "dir"
+
+    @abc.abstractmethod
+    def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+        """Yield the entries directly below directory ``key``, a page at a time.
+
+        Raises:
+            FileNotFoundError: ``key`` does not exist.
+            NotADirectoryError: ``key`` is a file.
+        """
+
+    @abc.abstractmethod
+    async def _open_reader(self, key: str) -> RawReader:
+        """Open file ``key`` for reading.
+
+        Raises:
+            FileNotFoundError: Missing.
+            IsADirectoryError: A directory.
+        """
+
+    @abc.abstractmethod
+    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
+        """Open a sink that replaces file ``key`` on commit.
+
+        Parent directories are created as needed (local: ``NotADirectoryError``
+        when an ancestor is a file). With ``exclusive``, commit raises
+        ``FileExistsError`` if the file exists by then, atomically where possible.
+        """
+
+    @abc.abstractmethod
+    async def _remove_file(self, key: str) -> None:
+        """Delete file ``key`` (already known to be a file)."""
+
+    @abc.abstractmethod
+    async def _create_dir(self, key: str, *, parents: bool) -> None:
+        """Create directory ``key`` (checks were done; missing parents too if ``parents``)."""
+
+    @abc.abstractmethod
+    async def _remove_dir(self, key: str) -> None:
+        """Delete directory ``key``, which holds no files any more (rmtree fallback)."""
+
+    # ------------------------------------------------------ primitives (optional)
+
+    async def _iter_tree(self, key: str) -> AsyncIterator[tuple[str, DirEntry]]:
+        """Yield ``(key, entry)`` for everything below directory ``key``, in any order.
+
+        The default walks directory by directory; object stores list flat.
+        """
+        stack = [key]
+        while stack:
+            current = stack.pop()
+            async for page in self._scandir(current):
+                for entry in page:
+                    child = join_key(current, entry.name)
+                    yield child, entry
+                    if entry.is_dir:
+                        stack.append(child)
+
+    async def _copy_file(self, src: str, dst: str) -> None:
+        """Copy file ``src`` onto ``dst`` (checks were done). Default: stream it."""
+        reader = await self._open_reader(src)
+        try:
+            writer = await self._open_writer(dst, exclusive=False)
+            out = AsyncWriteFile(self._full(dst), "wb", writer, self.part_size)
+            async with out:
+                offset = 0
+                block = max(reader.block_size, self.part_size)
+                while offset < reader.size:
+                    chunk = await reader.read_at(offset, min(block, reader.size - offset))
+                    if not chunk:
+                        break
+                    await out.write(chunk)
+                    offset += len(chunk)
+        finally:
+            await reader.aclose()
+
+    async def _move(self, src: str, dst: str, *, is_dir: bool) -> None:
+        """Move ``src`` to ``dst`` (checks were done; ``dst`` is free). Default: copy + delete."""
+        if not is_dir:
+            await self._copy_file(src, dst)
+            await self._remove_file(src)
+            return
+        await self._create_dir(dst, parents=True)
+        dirs: list[str] = []
+        files: list[str] = []
+        async for child, entry in self._iter_tree(src):
+            (dirs if entry.is_dir else files).append(child)
+        for child in sorted(dirs):
+            await self._create_dir(dst + child[len(src) :], parents=True)
+        await self._for_each(
+            files, lambda child: self._copy_file(child, dst + child[len(src) :])
+        )
+        await self._rmtree(src)
+
+    async def _rmtree(self, key: str) -> None:
+        """Delete directory ``key`` and everything below it. Default: files, then dirs."""
+        dirs: list[str] = []
+        files: list[str] = []
+        async for child, entry in self._iter_tree(key):
+            (dirs if entry.is_dir else files).append(child)
+        await self._for_each(files, self._remove_file)
+        for child in sorted(dirs, key=lambda k: k.count("/"), reverse=True):
+            await self._remove_dir(child)
+        await self._remove_dir(key)
+
+    async def _aclose(self) -> None:
+        """Release the backend's connections and sessions."""
+
+    async def _for_each(self, items: Iterable[str], func: Callable[[str], Any]) -> None:
+        """Run ``func`` on every item with at most ``concurrency`` in flight."""
+        limit = anyio.Semaphore(max(self.concurrency, 1))
+
+        async def one(item: str) -> None:
+            async with limit:
+                await func(item)
+
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(one, item)
+
+    # ------------------------------------------------------------------ the API
+
+    def open(
+        self,
+        path: PathType | None = None,
+        mode: str = "r",
+        *,
+        name: PathType | None = None,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> OpenContext[Any]:
+        """Open a file for reading or writing.
+
+        Writes are all or nothing: the new content becomes visible when the file
+        is closed successfully; an exception or cancellation before that leaves
+        the old content (or no file) and nothing temporary behind.
+
+        Args:
+            path: The file's path. ``name=`` is accepted too, for code written
+                against ZenML's older signature.
+            mode: ``r rb w wb a ab x xb``. Text modes are UTF-8 unless
+                ``encoding`` says otherwise.
+            name: Alias of ``path``.
+            encoding: Text encoding (text modes only).
+            errors: Text error handler (text modes only), default ``"strict"``.
+            newline: As for the builtin ``open`` (text modes only).
+
+        Returns:
+            An awaitable async context manager giving the file object.
+
+        Raises:
+            ValueError: An unknown mode, or an invalid path.
+            FileNotFoundError: Reading a missing file.
+            IsADirectoryError: The path is a directory.
+            FileExistsError: ``x`` modes, when the file exists.
+            PermissionError: The path is outside the store.
+        """
+        target = _one_path(path, name)
+        kind, binary = parse_mode(mode)
+        if binary and (encoding is not None or errors is not None or newline is not None):
+            raise ValueError("open: encoding, errors and newline apply to text modes only")
+        key = self._key(target, "open")
+        return OpenContext(
+            lambda: self._open(key, mode, kind, binary, encoding or "utf-8", errors or "strict",
+                               newline)
+        )
+
+    async def _open(
+        self,
+        key: str,
+        mode: str,
+        kind: str,
+        binary: bool,
+        encoding: str,
+        errors: str,
+        newline: str | None,
+    ) -> AsyncFile[Any]:
+        full = self._full(key)
+        if kind == "r":
+            reader = AsyncReadFile(full, mode, await self._open_reader(key))
+            return reader if binary else AsyncTextReadFile(reader, encoding, errors, newline)
+        info = await self._info(key)
+        if key == "" or (info is not None and info.kind == "dir"):
+            raise self._err(IsADirectoryError, "open", key)
+        if kind == "x" and info is not None:
+            raise self._err(FileExistsError, "open", key)
+        raw = await self._open_writer(key, exclusive=kind == "x")
+        writer = AsyncWriteFile(full, mode, raw, self.part_size)
+        if kind == "a" and info is not None:
+            try:
+                await self._append_existing(key, writer)
+            except BaseException:
+                await writer.abort()
+                raise
+        return writer if binary else AsyncTextWriteFile(writer, encoding, errors, newline)
+
+    async def _append_existing(self, key: str, writer: AsyncWriteFile) -> None:
+        """Feed the current content of ``key`` into ``writer`` (``a`` modes)."""
+        try:
+            reader = await self._open_reader(key)
+        except FileNotFoundError:
+            return
+        try:
+            offset = 0
+            while offset < reader.size:
+                chunk = await reader.read_at(offset, min(self.part_size, reader.size - offset))
+                if not chunk:
+                    break
+                await writer.write(chunk)
+                offset += len(chunk)
+        finally:
+            await reader.aclose()
+
+    async def read_bytes(self, path: PathType) -> bytes:
+        """Return the whole content of a file.
+
+        Raises:
+            FileNotFoundError: Missing.
+            IsADirectoryError: A directory.
+        """
+        async with self.open(path, "rb") as f:
+            data: bytes = await f.read()
+            return data
+
+    async def write_bytes(self, path: PathType, data: bytes) -> None:
+        """Replace a file's content with ``data``, all or nothing.
+
+        Raises:
+            IsADirectoryError: The path is a directory.
+        """
+        async with self.open(path, "wb") as f:
+            await f.write(data)
+
+    async def exists(self, path: PathType) -> bool:
+        """Whether a file or directory exists at ``path``.
+
+        Failures other than "missing" (permissions, network) propagate.
+        """
+        key = self._key(path, "exists")
+        return await self._info(key) is not None
+
+    async def isdir(self, path: PathType) -> bool:
+        """Whether ``path`` is a directory (the root always is)."""
+        key = self._key(path, "isdir")
+        return await self._isdir(key)
+
+    async def stat(self, path: PathType) -> StatResult:
+        """Describe a file or directory.
+
+        Raises:
+            FileNotFoundError: Missing.
+        """
+        key = self._key(path, "stat")
+        info = await self._require(key, "stat")
+        return StatResult(
+            path=self._full(key),
+            size=info.size if info.kind == "file" else 0,
+            mtime=info.mtime or 0.0,
+            is_dir=info.kind == "dir",
+            etag=info.etag,
+            checksum=info.checksum,
+        )
+
+    async def size(self, path: PathType) -> int:
+        """A file's size; for a directory, the total size of the files below it.
+
+        Raises:
+            FileNotFoundError: Missing.
+        """
+        key = self._key(path, "size")
+        info = await self._require(key, "size")
+        if info.kind == "file":
+            return info.size
+        total = 0
+        async for _, entry in self._iter_tree(key):
+            if not entry.is_dir:
+                total += entry.size
+        return total
+
+    async def listdir(self, path: PathType) -> list[str]:
+        """The sorted names of the entries directly below a directory.
+
+        Raises:
+            FileNotFoundError: Missing.
+            NotADirectoryError: A file.
+        """
+        key = self._key(path, "listdir")
+        names: set[str] = set()
+        async for page in self._scandir(key):
+            names.update(entry.name for entry in page)
+        return sorted(names)
+
+    async def makedirs(self, path: PathType) -> None:
+        """Create a directory and any missing parents; an existing directory is fine.
+
+        Raises:
+            FileExistsError: A file is at ``path``.
+            NotADirectoryError: A file is at one of the parents.
+        """
+        key = self._key(path, "makedirs")
+        if await self._isdir(key):
+            return
+        if await self._info(key) is not None:
+            raise self._err(FileExistsError, "makedirs", key)
+        await self._check_ancestors(key, "makedirs")
+        await self._create_dir(key, parents=True)
+
+    async def mkdir(self, path: PathType) -> None:
+        """Create one directory; its parent must exist.
+
+        Raises:
+            FileExistsError: Something is at ``path`` already.
+            FileNotFoundError: The parent is missing.
+            NotADirectoryError: The parent is a file.
+        """
+        key = self._key(path, "mkdir")
+        if key == "" or await self._info(key) is not None:
+            raise self._err(FileExistsError, "mkdir", key)
+        parent = parent_key(key)
+        if parent and not await self._isdir(parent):
+            if await self._info(parent) is None:
+                raise self._err(FileNotFoundError, "mkdir", key, "parent directory does not exist")
+            raise self._err(NotADirectoryError, "mkdir", key, "parent is not a directory")
+        await self._create_dir(key, parents=False)
+
+    async def _check_ancestors(self, key: str, op: str) -> None:
+        """Raise ``NotADirectoryError`` when a file sits where a parent directory should be."""
+        parent = parent_key(key)
+        while parent:
+            if await self._isdir(parent):
+                return
+            if await self._info(parent) is not None:
+                raise self._err(NotADirectoryError, op, key, f"{self._full(parent)!r} is a file")
+            parent = parent_key(parent)
+
+    async def remove(self, path: PathType) -> None:
+        """Delete one file.
+
+        Raises:
+            FileNotFoundError: Missing.
+            IsADirectoryError: A directory.
+        """
+        key = self._key(path, "remove")
+        info = await self._require(key, "remove")
+        if info.kind == "dir":
+            raise self._err(IsADirectoryError, "remove", key)
+        await self._remove_file(key)
+
+    async def rmtree(self, path: PathType) -> None:
+        """Delete a directory and everything below it.
+
+        Raises:
+            FileNotFoundError: Missing.
+            NotADirectoryError: A file.
+            PermissionError: ``path`` is the store's root.
+        """
+        key = self._key(path, "rmtree")
+        if key == "":
+            raise PathOutsideStoreError(self._full(key), self.root, "rmtree (refusing the root)")
+        if not await self._isdir(key):
+            await self._require(key, "rmtree")
+            raise self._err(NotADirectoryError, "rmtree", key)
+        await self._rmtree(key)
+
+    async def copyfile(self, src: PathType, dst: PathType, overwrite: bool = False) -> None:
+        """Copy one file within the store (server-side where the backend can).
+
+        Raises:
+            FileExistsError: ``dst`` exists and ``overwrite`` is false.
+            FileNotFoundError: ``src`` is missing.
+            IsADirectoryError: ``src`` is a directory, or ``dst`` is one.
+        """
+        skey = self._key(src, "copyfile")
+        dkey = self._key(dst, "copyfile")
+        dinfo = await self._info(dkey)
+        if dinfo is not None and not overwrite:
+            raise self._err(FileExistsError, "copyfile", dkey)
+        sinfo = await self._require(skey, "copyfile")
+        if sinfo.kind == "dir":
+            raise self._err(IsADirectoryError, "copyfile", skey)
+        if dkey == "" or (dinfo is not None and dinfo.kind == "dir"):
+            raise self._err(IsADirectoryError, "copyfile", dkey)
+        if skey == dkey:
+            return
+        await self._copy_file(skey, dkey)
+
+    async def rename(self, src: PathType, dst: PathType, overwrite: bool = False) -> None:
+        """Move a file or a whole directory.
+
+        On object stores this is a copy followed by a delete, so it is not atomic.
+
+        Raises:
+            FileExistsError: ``dst`` exists and ``overwrite`` is false.
+            FileNotFoundError: ``src`` is missing.
+            IsADirectoryError: ``src`` is a file and ``dst`` a directory.
+            NotADirectoryError: ``src`` is a directory and ``dst`` a file.
+            OSError: ``dst`` is a non-empty directory (ENOTEMPTY), or lies
+                inside ``src`` (EINVAL).
+        """
+        skey = self._key(src, "rename")
+        dkey = self._key(dst, "rename")
+        dinfo = await self._info(dkey)
+        if dinfo is not None and not overwrite:
+            raise self._err(FileExistsError, "rename", dkey)
+        sinfo = await self._require(skey, "rename")
+        if skey == dkey:
+            return
+        src_is_dir = sinfo.kind == "dir"
+        if skey == "":
+            raise PathOutsideStoreError(self._full(skey), self.root, "rename (refusing the root)")
+        if src_is_dir and is_below(dkey, skey):
+            raise invalid_argument(
+                "rename", self._full(dkey), f"cannot move {self._full(skey)!r} into itself"
+            )
+        if dinfo is not None:
+            if dinfo.kind == "dir" and not src_is_dir:
+                raise self._err(IsADirectoryError, "rename", dkey)
+            if dinfo.kind == "file" and src_is_dir:
+                raise self._err(NotADirectoryError, "rename", dkey)
+            if dinfo.kind == "dir":
+                async for page in self._scandir(dkey):
+                    if page:
+                        raise directory_not_empty("rename", self._full(dkey))
+                await self._remove_dir(dkey)
+        await self._move(skey, dkey, is_dir=src_is_dir)
+
+    async def glob(self, pattern: PathType) -> list[str]:
+        """Sorted full paths of the files and directories matching ``pattern``.
+
+        ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
+        components; names starting with ``.`` match only a pattern component
+        that starts with ``.``.
+        """
+        key = self._key(pattern, "glob")
+        matcher = glob_matcher(key)
+        if not matcher.parts:
+            return [self._full(key)] if await self._info(key) is not None else []
+        base = matcher.base
+        if not await self._isdir(base):
+            return []
+        found: list[str] = []
+        if matcher.matches(""):  # "dir/**" matches dir itself, as glob.glob does
+            found.append(self._full(base))
+        offset = len(base) + 1 if base else 0
+        if matcher.recursive:
+            async for child, _ in self._iter_tree(base):
+                if matcher.matches(child[offset:]):
+                    found.append(self._full(child))
+        else:
+            await self._glob_level(base, offset, matcher, found)
+        return sorted(found)
+
+    async def _glob_level(self, key: str, offset: int, matcher: Any, found: list[str]) -> None:
+        subdirs: list[str] = []
+        async for page in self._scandir(key):
+            for entry in page:
+                child = join_key(key, entry.name)
+                rel = child[offset:]
+                if matcher.matches(rel):
+                    found.append(self._full(child))
+                if entry.is_dir and matcher.may_descend(rel):
+                    subdirs.append(child)
+        for sub in subdirs:
+            await self._glob_level(sub, offset, matcher, found)
+
+    async def walk(
+        self,
+        top: PathType,
+        topdown: bool = True,
+        onerror: Callable[[OSError], Any] | None = None,
+    ) -> AsyncIterator[WalkEntry]:
+        """Walk a directory tree like ``os.walk``.
+
+        Yields ``(dirpath, dirnames, filenames)`` with ``dirpath`` a full path and
+        sorted name lists. With ``topdown``, removing names from ``dirnames``
+        prunes the walk. Listings are fetched as the walk goes.
+
+        Args:
+            top: The directory to start from.
+            topdown: Yield a directory before (true) or after its subdirectories.
+            onerror: Called with the ``OSError`` when a directory cannot be
+                listed (a missing ``top`` included); otherwise errors are ignored.
+        """
+        key = self._key(top, "walk")
+        async for item in self._walk(key, topdown, onerror):
+            yield item
+
+    async def _walk(
+        self, key: str, topdown: bool, onerror: Callable[[OSError], Any] | None
+    ) -> AsyncIterator[WalkEntry]:
+        dirs: set[str] = set()
+        files: set[str] = set()
+        try:
+            async for page in self._scandir(key):
+                for entry in page:
+                    (dirs if entry.is_dir else files).add(entry.name)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            return
+        dirnames = sorted(dirs)
+        filenames = sorted(files)
+        if topdown:
+            yield self._full(key), dirnames, filenames
+        for name in list(dirnames):
+            async for item in self._walk(join_key(key, name), topdown, onerror):
+                yield item
+        if not topdown:
+            yield self._full(key), dirnames, filenames
+
+    async def aclose(self) -> None:
+        """Release connections; the store cannot be used afterwards. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _one_path(path: PathType | None, name: PathType | None) -> PathType:
+    if path is None and name is None:
+        raise TypeError("open() missing required argument: 'path'")
+    if path is not None and name is not None:
+        raise TypeError("open() got both 'path' and 'name'; pass one")
+    return path if path is not None else name  # type: ignore[return-value]
+

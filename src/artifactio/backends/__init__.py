@@ -1,0 +1,1 @@
+"""The built-in backends. Each is imported lazily by :func:`artifactio.open_store`."""
