@@ -65,11 +65,10 @@ class StoreClosedError(ArtifactioError, RuntimeError):
 class PathOutsideStoreError(ArtifactioError, PermissionError):
     """The path lies outside the store's root (after normalising and resolving links)."""
 
-    def __init__(self, path: str, root: str, op: str = "") -> None:
+    def __init__(self, path: str, root: str, op: str = "", detail: str = "") -> None:
         where = f"{op}: " if op else ""
-        super().__init__(
-            errno.EACCES, f"{where}path is outside the store root {root!r}", path
-        )
+        text = detail or f"path is outside the store root {root!r}"
+        super().__init__(errno.EACCES, f"{where}{text}", path)
 
 
 class StoreConnectionError(ArtifactioError, ConnectionError):

@@ -561,7 +561,9 @@ class AsyncArtifactStore(abc.ABC):
         """
         key = self._key(path, "rmtree")
         if key == "":
-            raise PathOutsideStoreError(self._full(key), self.root, "rmtree (refusing the root)")
+            raise PathOutsideStoreError(
+                self._full(key), self.root, "rmtree", "refusing to delete the store root"
+            )
         if not await self._isdir(key):
             await self._require(key, "rmtree")
             raise self._err(NotADirectoryError, "rmtree", key)
@@ -612,7 +614,9 @@ class AsyncArtifactStore(abc.ABC):
             return
         src_is_dir = sinfo.kind == "dir"
         if skey == "":
-            raise PathOutsideStoreError(self._full(skey), self.root, "rename (refusing the root)")
+            raise PathOutsideStoreError(
+                self._full(skey), self.root, "rename", "refusing to move the store root"
+            )
         if src_is_dir and is_below(dkey, skey):
             raise invalid_argument(
                 "rename", self._full(dkey), f"cannot move {self._full(skey)!r} into itself"
