@@ -1,0 +1,143 @@
+"""The public surface: exports, the backend registry, configs and error classes."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+import pytest
+
+import artifactio
+from artifactio import _registry
+from artifactio.backends.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def test_all_is_complete_and_importable() -> None:
+    public = {
+        name
+        for name, value in vars(artifactio).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public <= set(artifactio.__all__) | {"annotations"}
+    for name in artifactio.__all__:
+        assert hasattr(artifactio, name), name
+
+
+def test_every_exception_has_a_builtin_base() -> None:
+    assert issubclass(artifactio.PathOutsideStoreError, PermissionError)
+    assert issubclass(artifactio.InvalidPathError, ValueError)
+    assert issubclass(artifactio.MissingDependencyError, ImportError)
+    assert issubclass(artifactio.StoreConnectionError, ConnectionError)
+    assert issubclass(artifactio.IntegrityError, OSError)
+    assert issubclass(artifactio.StoreClosedError, RuntimeError)
+    for cls in (
+        artifactio.PathOutsideStoreError,
+        artifactio.InvalidPathError,
+        artifactio.MissingDependencyError,
+    ):
+        assert issubclass(cls, artifactio.ArtifactioError)
+
+
+def test_open_store_picks_backend_by_scheme() -> None:
+    store = artifactio.open_store("memory://api-test/x")
+    assert isinstance(store, MemoryStore)
+    assert store.root == "memory://api-test/x"
+
+
+def test_open_store_strips_quotes_like_zenml() -> None:
+    store = artifactio.open_store("'memory://api-test/quoted'")
+    assert store.root == "memory://api-test/quoted"
+
+
+def test_unknown_scheme() -> None:
+    with pytest.raises(artifactio.UnsupportedSchemeError, match=r"no backend for ftp://"):
+        artifactio.open_store("ftp://host/x")
+    with pytest.raises(artifactio.UnsupportedSchemeError, match="absolute path"):
+        artifactio.open_store("relative/dir")
+
+
+def test_unknown_option_fails_clearly() -> None:
+    with pytest.raises(pydantic.ValidationError, match="bogus"):
+        artifactio.open_store("memory://api-test", bogus=1)
+    with pytest.raises(pydantic.ValidationError, match="concurrency"):
+        artifactio.open_store("memory://api-test", concurrency=0)
+
+
+def test_config_validates_scheme_and_hides_secrets() -> None:
+    cfg = artifactio.S3Config(path='"s3://bucket/p"', key="AKIA-visible?", secret="hunter2")
+    assert cfg.path == "s3://bucket/p"
+    assert "hunter2" not in repr(cfg)
+    assert "hunter2" not in str(cfg.model_dump())
+    with pytest.raises(pydantic.ValidationError, match="unsupported scheme"):
+        artifactio.S3Config(path="gs://bucket/p")
+    with pytest.raises(pydantic.ValidationError, match="256 KiB"):
+        artifactio.GCSConfig(path="gs://b", part_size=300_000)
+
+
+@pytest.fixture
+def no_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make ``import aiobotocore`` fail as if the extra were not installed."""
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "aiobotocore" or name.startswith("aiobotocore."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    for mod in [m for m in sys.modules if m.startswith(("aiobotocore", "artifactio.backends.s3"))]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(_registry, "_loaded", {})
+    yield
+
+
+@pytest.mark.usefixtures("no_aiobotocore")
+def test_missing_extra_names_it() -> None:
+    with pytest.raises(artifactio.MissingDependencyError, match=r"artifactio\[s3\]") as info:
+        artifactio.open_store("s3://bucket/x")
+    assert isinstance(info.value, ImportError)
+
+
+def test_register_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "_registered", {})
+    monkeypatch.setattr(_registry, "_loaded", {})
+
+    class CustomStore(MemoryStore):
+        pass
+
+    artifactio.register_backend("custom", CustomStore)
+    assert "custom" in artifactio.available_schemes()
+    # A custom scheme is served by the class; paths keep the root's spelling.
+    assert artifactio.get_backend("custom") is CustomStore
+
+
+def test_entry_point_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeEntryPoint:
+        name = "viaplugin"
+        value = "artifactio.backends.memory:MemoryStore"
+
+    def fake_entry_points(*, group: str) -> list[FakeEntryPoint]:
+        assert group == "artifactio.backends"
+        return [FakeEntryPoint()]
+
+    monkeypatch.setattr(_registry, "entry_points", fake_entry_points)
+    monkeypatch.setattr(_registry, "_registered", {})
+    monkeypatch.setattr(_registry, "_loaded", {})
+    monkeypatch.setattr(_registry, "_entry_points_read", False)
+    assert artifactio.get_backend("viaplugin") is MemoryStore
+
+
+def test_backends_import_lazily() -> None:
+    code = (
+        "import sys, artifactio; "
+        "assert 'aiobotocore' not in sys.modules and 'gcloud' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('aiobotocore','gcloud')))"
+    )
+    importlib.import_module("subprocess").run([sys.executable, "-c", code], check=True)
