@@ -1,0 +1,39 @@
+"""The examples and the README's code run as documented."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+@pytest.mark.parametrize("target", ["local", "memory"])
+def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
+    uri = str(tmp_path / "store") if target == "local" else f"memory://example-{tmp_path.name}"
+    proc = subprocess.run(
+        [sys.executable, str(example), uri], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_readme_python_blocks_run(tmp_path: Path) -> None:
+    """The README's Python snippets, run in order against a temporary directory."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 2
+    code = "\n".join(blocks).replace("/tmp/artifacts", str(tmp_path / "artifacts"))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "['model.bin', 'notes.txt']" in proc.stdout
+    assert "trained 3 epochs" in proc.stdout
