@@ -229,22 +229,21 @@ class AsyncReadFile(AsyncFile[bytes]):
     def readable(self) -> bool:  # noqa: D102
         return True
 
-    def _buffered(self) -> memoryview:
+    def _offset(self) -> int:
+        """Where the position falls in the buffer (``len(buf)`` when outside it)."""
         offset = self._pos - self._buf_start
-        if 0 <= offset <= len(self._buf):
-            return memoryview(self._buf)[offset:]
-        return memoryview(b"")
+        return offset if 0 <= offset <= len(self._buf) else len(self._buf)
 
     async def _fill(self, want: int) -> None:
         """Make the buffer hold at least ``want`` bytes from the position (or up to EOF)."""
-        have = self._buffered()
-        if len(have) >= want or self._pos + len(have) >= self._raw.size:
+        offset = self._offset()
+        have = len(self._buf) - offset
+        if have >= want or self._pos + have >= self._raw.size:
             return
-        start = self._pos + len(have)
-        need = max(want - len(have), self._raw.block_size)
-        need = min(need, self._raw.size - start)
+        start = self._pos + have
+        need = min(max(want - have, self._raw.block_size), self._raw.size - start)
         chunk = await self._raw.read_at(start, need)
-        self._buf = bytes(have) + chunk
+        self._buf = self._buf[offset:] + chunk if have else chunk
         self._buf_start = self._pos
 
     async def read(self, size: int = -1) -> bytes:  # noqa: D102
@@ -254,7 +253,8 @@ class AsyncReadFile(AsyncFile[bytes]):
         if size == 0:
             return b""
         await self._fill(size)
-        data = bytes(self._buffered()[:size])
+        offset = self._offset()
+        data = self._buf[offset : offset + size]
         self._pos += len(data)
         return data
 
@@ -271,16 +271,17 @@ class AsyncReadFile(AsyncFile[bytes]):
         taken = 0
         while limit is None or taken < limit:
             await self._fill(1)
-            view = self._buffered()
-            if not view:
+            offset = self._offset()
+            end = len(self._buf)
+            if offset >= end:
                 break
             if limit is not None:
-                view = view[: limit - taken]
-            idx = bytes(view).find(b"\n")
-            piece = bytes(view[: idx + 1]) if idx >= 0 else bytes(view)
-            parts.append(piece)
-            taken += len(piece)
-            self._pos += len(piece)
+                end = min(end, offset + limit - taken)
+            idx = self._buf.find(b"\n", offset, end)
+            stop = idx + 1 if idx >= 0 else end
+            parts.append(self._buf[offset:stop])
+            taken += stop - offset
+            self._pos += stop - offset
             if idx >= 0:
                 break
         return b"".join(parts)
