@@ -6,7 +6,7 @@ import builtins
 import importlib
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
 import pytest
@@ -14,9 +14,6 @@ import pytest
 import artifactio
 from artifactio import _registry
 from artifactio.backends.memory import MemoryStore
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 
 def test_all_is_complete_and_importable() -> None:
@@ -82,7 +79,7 @@ def test_config_validates_scheme_and_hides_secrets() -> None:
 
 
 @pytest.fixture
-def no_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``import aiobotocore`` fail as if the extra were not installed."""
     real_import = builtins.__import__
 
@@ -95,7 +92,6 @@ def no_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.setattr(_registry, "_loaded", {})
-    yield
 
 
 @pytest.mark.usefixtures("no_aiobotocore")

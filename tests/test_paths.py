@@ -33,7 +33,7 @@ def test_coerce_rejects_invalid(value: object) -> None:
 
 
 def test_coerce_rejects_non_paths() -> None:
-    with pytest.raises(TypeError, match="expected str, bytes or os.PathLike"):
+    with pytest.raises(TypeError, match=r"expected str, bytes or os\.PathLike"):
         coerce_path(42)
 
 

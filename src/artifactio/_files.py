@@ -12,7 +12,7 @@ import abc
 import codecs
 import io
 import os
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
 
@@ -226,7 +226,7 @@ class AsyncReadFile(AsyncFile[bytes]):
         """The file's size in bytes."""
         return self._raw.size
 
-    def readable(self) -> bool:  # noqa: D102
+    def readable(self) -> bool:
         return True
 
     def _offset(self) -> int:
@@ -246,7 +246,7 @@ class AsyncReadFile(AsyncFile[bytes]):
         self._buf = self._buf[offset:] + chunk if have else chunk
         self._buf_start = self._pos
 
-    async def read(self, size: int = -1) -> bytes:  # noqa: D102
+    async def read(self, size: int = -1) -> bytes:
         self._check_open()
         if size is None or size < 0:
             size = max(self._raw.size - self._pos, 0)
@@ -264,7 +264,7 @@ class AsyncReadFile(AsyncFile[bytes]):
         memoryview(buffer)[: len(data)] = data
         return len(data)
 
-    async def readline(self, size: int = -1) -> bytes:  # noqa: D102
+    async def readline(self, size: int = -1) -> bytes:
         self._check_open()
         limit = size if size is not None and size >= 0 else None
         parts: list[bytes] = []
@@ -286,7 +286,7 @@ class AsyncReadFile(AsyncFile[bytes]):
                 break
         return b"".join(parts)
 
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:  # noqa: D102
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
         if whence == os.SEEK_SET:
             target = offset
@@ -301,11 +301,11 @@ class AsyncReadFile(AsyncFile[bytes]):
         self._pos = target
         return target
 
-    async def tell(self) -> int:  # noqa: D102
+    async def tell(self) -> int:
         self._check_open()
         return self._pos
 
-    async def aclose(self) -> None:  # noqa: D102
+    async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -328,10 +328,10 @@ class AsyncWriteFile(AsyncFile[bytes]):
         self._written = 0
         self._failed = False
 
-    def writable(self) -> bool:  # noqa: D102
+    def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:  # noqa: D102
+    def seekable(self) -> bool:
         return False
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
@@ -343,9 +343,9 @@ class AsyncWriteFile(AsyncFile[bytes]):
             await self.abort()
             raise
 
-    async def write(self, data: bytes) -> int:  # noqa: D102
+    async def write(self, data: bytes) -> int:
         self._check_open()
-        if isinstance(data, str):
+        if isinstance(cast("object", data), str):
             raise TypeError(f"write: {self.name!r} is open in binary mode; write bytes, not str")
         view = memoryview(data).cast("B")
         self._buf += view
@@ -356,7 +356,7 @@ class AsyncWriteFile(AsyncFile[bytes]):
             await self._guarded(lambda chunk=chunk: self._raw.write(chunk))  # type: ignore[misc]
         return len(view)
 
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:  # noqa: D102
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
         here = self._written
         if (whence == os.SEEK_SET and offset == here) or (whence != os.SEEK_SET and offset == 0):
@@ -365,11 +365,11 @@ class AsyncWriteFile(AsyncFile[bytes]):
             f"seek: files open for writing are streamed and cannot seek ({self.name!r})"
         )
 
-    async def tell(self) -> int:  # noqa: D102
+    async def tell(self) -> int:
         self._check_open()
         return self._written
 
-    async def aclose(self) -> None:  # noqa: D102
+    async def aclose(self) -> None:
         if self._closed:
             return
         if self._buf:
@@ -379,7 +379,7 @@ class AsyncWriteFile(AsyncFile[bytes]):
         await self._guarded(self._raw.commit)
         self._closed = True
 
-    async def abort(self) -> None:  # noqa: D102
+    async def abort(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -422,7 +422,7 @@ class AsyncTextReadFile(AsyncFile[str]):
         self._eof = False
         self._snapshot = 0  # byte position where _pending starts when decoder is clean
 
-    def readable(self) -> bool:  # noqa: D102
+    def readable(self) -> bool:
         return True
 
     async def _fill(self) -> bool:
@@ -435,7 +435,7 @@ class AsyncTextReadFile(AsyncFile[str]):
             self._eof = True
         return True
 
-    async def read(self, size: int = -1) -> str:  # noqa: D102
+    async def read(self, size: int = -1) -> str:
         self._check_open()
         if size is None or size < 0:
             while await self._fill():
@@ -452,9 +452,9 @@ class AsyncTextReadFile(AsyncFile[str]):
         if self.newline == "":
             idxs = [i for i in (self._pending.find("\r\n"), self._pending.find("\n")) if i >= 0]
             cr = self._pending.find("\r")
-            if cr >= 0 and not self._pending.startswith("\r\n", cr):
-                if cr + 1 < len(self._pending) or self._eof:
-                    idxs.append(cr)
+            lone_cr = cr >= 0 and not self._pending.startswith("\r\n", cr)
+            if lone_cr and (cr + 1 < len(self._pending) or self._eof):
+                idxs.append(cr)
             if not idxs:
                 return -1
             i = min(idxs)
@@ -462,7 +462,7 @@ class AsyncTextReadFile(AsyncFile[str]):
         i = self._pending.find(sep)
         return -1 if i < 0 else i + len(sep)
 
-    async def readline(self, size: int = -1) -> str:  # noqa: D102
+    async def readline(self, size: int = -1) -> str:
         self._check_open()
         while True:
             end = self._line_end()
@@ -476,7 +476,7 @@ class AsyncTextReadFile(AsyncFile[str]):
         out, self._pending = self._pending[:end], self._pending[end:]
         return out
 
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:  # noqa: D102
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
         if whence == os.SEEK_CUR and offset != 0:
             raise io.UnsupportedOperation("seek: can't do nonzero cur-relative seeks in text mode")
@@ -488,12 +488,12 @@ class AsyncTextReadFile(AsyncFile[str]):
         self._reset_decoder()
         return pos
 
-    async def tell(self) -> int:  # noqa: D102
+    async def tell(self) -> int:
         self._check_open()
         pending = len(self._pending.encode(self.encoding, self.errors))
         return max(await self._bin.tell() - pending, 0)
 
-    async def aclose(self) -> None:  # noqa: D102
+    async def aclose(self) -> None:
         self._closed = True
         await self._bin.aclose()
 
@@ -511,13 +511,13 @@ class AsyncTextWriteFile(AsyncFile[str]):
         self.newline = newline
         self._encoder = codecs.getincrementalencoder(encoding)(errors)
 
-    def writable(self) -> bool:  # noqa: D102
+    def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:  # noqa: D102
+    def seekable(self) -> bool:
         return False
 
-    async def write(self, data: str) -> int:  # noqa: D102
+    async def write(self, data: str) -> int:
         self._check_open()
         if not isinstance(data, str):
             raise TypeError(f"write: {self.name!r} is open in text mode; write str, not bytes")
@@ -525,13 +525,13 @@ class AsyncTextWriteFile(AsyncFile[str]):
         await self._bin.write(self._encoder.encode(text))
         return len(data)
 
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:  # noqa: D102
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         return await self._bin.seek(offset, whence)
 
-    async def tell(self) -> int:  # noqa: D102
+    async def tell(self) -> int:
         return await self._bin.tell()
 
-    async def aclose(self) -> None:  # noqa: D102
+    async def aclose(self) -> None:
         if self._closed:
             return
         tail = self._encoder.encode("", final=True)
@@ -540,7 +540,7 @@ class AsyncTextWriteFile(AsyncFile[str]):
         await self._bin.aclose()
         self._closed = True
 
-    async def abort(self) -> None:  # noqa: D102
+    async def abort(self) -> None:
         self._closed = True
         await self._bin.abort()
 
@@ -553,7 +553,7 @@ class OpenContext(Generic[T_co]):
     """
 
     def __init__(self, opener: Callable[[], Awaitable[AsyncFile[T_co]]]) -> None:
-        self._opener = opener
+        self._opener: Callable[[], Awaitable[AsyncFile[T_co]]] = opener
         self._file: AsyncFile[T_co] | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncFile[T_co]]:

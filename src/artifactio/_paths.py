@@ -174,9 +174,8 @@ class StoreRoot:
         text = coerce_path(path, op)
         scheme, rest = split_scheme(text)
         if scheme:
-            if self.is_local and scheme == "file":
-                absolute = True
-            elif scheme == self.scheme or scheme in self.aliases:
+            own = scheme == self.scheme or scheme in self.aliases
+            if own or (self.is_local and scheme == "file"):
                 absolute = True
             else:
                 raise PathOutsideStoreError(text, self.uri, op)
@@ -288,7 +287,7 @@ class GlobMatcher:
         parts = rel.split("/") if rel else []
         if len(parts) >= len(self.parts):
             return False
-        return all(_match_component(p, n) for p, n in zip(self.parts, parts))
+        return all(_match_component(p, n) for p, n in zip(self.parts, parts, strict=False))
 
 
 def glob_matcher(key_pattern: str) -> GlobMatcher:

@@ -18,6 +18,8 @@ from ._exceptions import MissingDependencyError, UnsupportedSchemeError
 from ._paths import coerce_path, split_scheme
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._store import AsyncArtifactStore
 
 __all__ = ["available_schemes", "get_backend", "open_store", "register_backend"]
@@ -138,4 +140,5 @@ def open_store(uri: Any, **options: Any) -> AsyncArtifactStore:
                 "use e.g. /data/artifacts, file:///data/artifacts or s3://bucket/prefix"
             )
         scheme = "file"
-    return get_backend(scheme)(text, **options)
+    factory: Callable[..., AsyncArtifactStore] = get_backend(scheme)
+    return factory(text, **options)

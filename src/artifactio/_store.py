@@ -307,7 +307,7 @@ class AsyncArtifactStore(abc.ABC):
             await self._remove_dir(child)
         await self._remove_dir(key)
 
-    async def _aclose(self) -> None:
+    async def _aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's connections and sessions."""
 
     async def _for_each(self, items: Iterable[str], func: Callable[[str], Any]) -> None:

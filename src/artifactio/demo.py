@@ -107,7 +107,8 @@ def run_demo(uri: str, **options: Any) -> None:
                 raise RuntimeError("step crashed mid-write")
         except RuntimeError:
             pass
-        _line("crash mid-write kept old content", sync_store.size("runs/best/model.bin") == BIG_FILE)
+        kept = sync_store.size("runs/best/model.bin") == BIG_FILE
+        _line("crash mid-write kept old content", kept)
         sync_store.rmtree("runs")
         _line("after rmtree, root holds", sync_store.listdir(sync_store.root))
 
@@ -120,7 +121,7 @@ def _embedded_servers() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         try:
             from .testing._servers import SeaweedFS
         except ImportError:
-            SeaweedFS = None  # type: ignore[assignment, misc]  # noqa: N806
+            SeaweedFS = None  # type: ignore[assignment, misc]
         if SeaweedFS is not None and SeaweedFS.available() and not _env_endpoint("S3"):
             print("starting embedded SeaweedFS (S3) on 127.0.0.1 ...")
             s3 = stack.enter_context(SeaweedFS(buckets=["demo"]))
@@ -128,7 +129,7 @@ def _embedded_servers() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         try:
             from .testing._gcs_server import FakeGCSServer
         except ImportError:
-            FakeGCSServer = None  # type: ignore[assignment, misc]  # noqa: N806
+            FakeGCSServer = None  # type: ignore[assignment, misc]
         if FakeGCSServer is not None and FakeGCSServer.available() and not _env_endpoint("GCS"):
             print("starting embedded fake-gcs-server (GCS) on 127.0.0.1 ...")
             gcs = stack.enter_context(FakeGCSServer(buckets=["demo"]))
