@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio
 
+from ._blocking import in_inline_mode
 from ._exceptions import (
     PathOutsideStoreError,
     StoreClosedError,
@@ -312,6 +313,10 @@ class AsyncArtifactStore(abc.ABC):
 
     async def _for_each(self, items: Iterable[str], func: Callable[[str], Any]) -> None:
         """Run ``func`` on every item with at most ``concurrency`` in flight."""
+        if in_inline_mode():  # driven by the sync facade without an event loop: one by one
+            for item in items:
+                await func(item)
+            return
         limit = anyio.Semaphore(max(self.concurrency, 1))
 
         async def one(item: str) -> None:
