@@ -1,0 +1,591 @@
+"""Local disk: absolute paths and ``file://`` URIs.
+
+Every blocking call (``os.lstat``, ``os.scandir``, ``open``, reads, writes,
+``os.replace``...) goes through :func:`~artifactio._blocking.run_blocking`, and
+each primitive groups its system calls into one synchronous helper, so a
+primitive costs one thread hop in async code and no hop at all when the sync
+facade drives the store inline.
+
+Writes are atomic: content goes to a hidden temporary file in the target's
+directory (``.<name>.<12 hex digits>.tmp``, never shown by listings) which
+replaces the target on commit (``os.replace``), or is hard-linked onto it for
+``x`` modes (``os.link`` fails atomically when the target exists). An
+exception, a cancellation or a writer dropped without closing removes the
+temporary file. A process killed outright may leave one behind; listings keep
+hiding it and ``rmtree`` removes it with its directory.
+
+Bounds: a path whose symlinks resolve outside the root's real path is outside
+the store (``PathOutsideStoreError``, a ``PermissionError``), whatever the
+operation. The check walks the components below the root with ``os.lstat`` and
+resolves the path only when one of them is a symlink, so paths without links
+cost one ``lstat`` per component. It is a check, not a sandbox: a link swapped
+in between the check and the operation is not caught.
+
+Walking (``size``, ``glob("**")``) does not descend into symlinked directories,
+as ``os.walk`` does not; ``rmtree`` removes links, never what they point to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import os
+import re
+import secrets
+import shutil
+import stat as stat_module
+import weakref
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import aiofiles.threadpool
+import anyio
+
+from .._blocking import in_inline_mode, run_blocking
+from .._config import LocalConfig
+from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
+from .._files import RawReader, RawWriter
+from .._paths import StoreRoot, join_key, parent_key
+from .._store import AsyncArtifactStore, DirEntry, EntryInfo
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Generator, Iterator
+
+__all__ = ["LocalStore"]
+
+_TEMP_RE = re.compile(r"\A\..+\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
+_TEMP_NAME_BYTES = 200  # keeps ".<name>.<hex>.tmp" within NAME_MAX (255 bytes)
+_TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+_NO_HARD_LINKS = {errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+_ROOT_INFO = EntryInfo("dir")
+
+
+# ----------------------------------------------------------------- pure helpers
+
+
+def _is_temp(name: str) -> bool:
+    """Whether ``name`` is one of this backend's temporary files."""
+    return name.startswith(".") and name.endswith(".tmp") and _TEMP_RE.match(name) is not None
+
+
+def _temp_name(name: str) -> str:
+    """A fresh hidden temporary name beside ``name``."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > _TEMP_NAME_BYTES:
+        name = encoded[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{name}.{secrets.token_hex(6)}.tmp"
+
+
+def _inside(real: str, root_real: str) -> bool:
+    """Whether real path ``real`` is ``root_real`` or below it, by components."""
+    return root_real == "/" or real == root_real or real.startswith(root_real + "/")
+
+
+def _entry_info(st: os.stat_result) -> EntryInfo:
+    if stat_module.S_ISDIR(st.st_mode):
+        return EntryInfo("dir", 0, st.st_mtime)
+    return EntryInfo("file", st.st_size, st.st_mtime)
+
+
+def _dir_entry(entry: os.DirEntry[str]) -> DirEntry | None:
+    """Describe one listed entry; ``None`` when it vanished since the listing."""
+    try:
+        st = entry.stat()
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not entry.is_symlink():
+            return None
+        return DirEntry(entry.name, False)  # a dangling or looping link: listed, as os does
+    if stat_module.S_ISDIR(st.st_mode):
+        return DirEntry(entry.name, True, 0, st.st_mtime)
+    return DirEntry(entry.name, False, st.st_size, st.st_mtime)
+
+
+def _unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _discard(file: BinaryIO, tmp: str) -> None:
+    """Close a writer's file and delete its temporary file (abort, or the writer was dropped)."""
+    try:
+        file.close()
+    finally:
+        _unlink_quietly(tmp)
+
+
+def _keep_mode(tmp: str, target: str) -> None:
+    """Give ``tmp`` the permissions of the file it replaces, as writing in place would."""
+    try:
+        st = os.stat(target)
+        if stat_module.S_ISREG(st.st_mode):
+            os.chmod(tmp, stat_module.S_IMODE(st.st_mode))
+    except OSError:
+        pass
+
+
+def _publish(tmp: str, target: str, exclusive: bool) -> None:
+    """Make ``tmp`` the file at ``target``; on failure ``tmp`` is removed."""
+    try:
+        if not exclusive:
+            _keep_mode(tmp, target)
+            os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target)  # fails atomically with FileExistsError
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # No hard links on this filesystem: reserve the name, then replace it.
+            os.close(os.open(target, _NEW_FILE_FLAGS, 0o666))
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                _unlink_quietly(target)
+                raise
+            return
+        os.unlink(tmp)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
+    try:
+        file.close()
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _publish(tmp, target, exclusive)
+
+
+def _take(tree: Iterator[tuple[str, DirEntry]], n: int) -> list[tuple[str, DirEntry]]:
+    return list(itertools.islice(tree, n))
+
+
+async def _close_generator(gen: Generator[Any, None, None]) -> None:
+    """Close a half-consumed sync generator (its open directory handles) off the loop."""
+    if in_inline_mode():
+        gen.close()
+        return
+    with anyio.CancelScope(shield=True):
+        await run_blocking(gen.close)
+
+
+# ------------------------------------------------------------------ file handles
+
+
+class _FileCalls:
+    """Awaitable calls on a plain binary file: the one place that decides how.
+
+    Driven inline by the sync facade: call the file directly, in this thread.
+    On asyncio: through aiofiles (its thread pool). On any other event loop
+    (aiofiles needs asyncio): through anyio's worker threads.
+    """
+
+    __slots__ = ("_aio", "raw")
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self._aio: Any = None
+
+    async def call(self, method: str, *args: Any) -> Any:
+        if in_inline_mode():
+            return getattr(self.raw, method)(*args)
+        if self._aio is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return await run_blocking(getattr(self.raw, method), *args)
+            self._aio = aiofiles.threadpool.wrap(self.raw)
+        return await getattr(self._aio, method)(*args)
+
+
+class _LocalReader(RawReader):
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.size = size
+        self._file = _FileCalls(file)
+        self._pos: int | None = 0  # None: unknown (a call was interrupted)
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        if self._pos != offset:
+            self._pos = None
+            await self._file.call("seek", offset)
+        self._pos = None
+        data: bytes = await self._file.call("read", n)
+        self._pos = offset + len(data)
+        return data
+
+    async def aclose(self) -> None:
+        await run_blocking(self._file.raw.close)
+
+
+class _LocalWriter(RawWriter):
+    def __init__(
+        self, store: LocalStore, key: str, file: BinaryIO, tmp: str, target: str, exclusive: bool
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._file = _FileCalls(file)
+        self._tmp = tmp
+        self._target = target
+        self._exclusive = exclusive
+        # Removes the temporary file if this writer is dropped without commit or abort.
+        self._discard = weakref.finalize(self, _discard, file, tmp)
+
+    async def write(self, data: bytes) -> None:
+        await self._file.call("write", data)
+
+    async def commit(self) -> None:
+        await run_blocking(
+            self._store._commit_sync, self._file.raw, self._tmp, self._target, self._exclusive,
+            self._key,
+        )
+        self._discard.detach()
+
+    async def abort(self) -> None:
+        await run_blocking(self._discard)
+
+
+# ------------------------------------------------------------------------ store
+
+
+@dataclass(frozen=True)
+class _Location:
+    """Where a key lives on disk, after the bounds check.
+
+    Attributes:
+        path: The path as spelled below the root.
+        real: Where to write: the resolved path when a symlink is on the way.
+        st: The entry's stat when the check already has it (no link on the way).
+        missing: Known not to exist.
+        parent_ok: The parent is known to be an existing directory.
+    """
+
+    path: str
+    real: str
+    st: os.stat_result | None = None
+    missing: bool = False
+    parent_ok: bool = False
+
+
+class LocalStore(AsyncArtifactStore):
+    """An artifact store in a local directory.
+
+    The root need not exist: it is an empty directory until something is
+    written, and writes and ``makedirs`` create it.
+
+    Args:
+        root: An absolute path (``/data/artifacts``) or a ``file://`` URI; paths
+            handed back are spelled the same way, and paths are accepted in both.
+        **options: ``concurrency`` and ``part_size`` (see :class:`~artifactio.LocalConfig`).
+    """
+
+    scheme = "file"
+    inline_capable = True
+
+    def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
+        self.config = LocalConfig(path=os.fspath(root), **options)
+        parsed = StoreRoot.parse(self.config.path)
+        super().__init__(
+            parsed, concurrency=self.config.concurrency, part_size=self.config.part_size
+        )
+        self._base = parsed.os_path("")
+
+    # --------------------------------------------------------- sync helpers
+
+    def _os(self, key: str) -> str:
+        return self._root.os_path(key)
+
+    def _outside(self, key: str, op: str) -> PathOutsideStoreError:
+        return PathOutsideStoreError(self._full(key), self.root, op)
+
+    def _locate(self, key: str, op: str) -> _Location:
+        """Check that ``key``'s symlinks stay inside the root; say what was learnt.
+
+        Raises:
+            PathOutsideStoreError: A symlink on the way resolves outside the root.
+        """
+        path = self._os(key)
+        if not key:
+            return _Location(path, path)
+        parts = key.split("/")
+        current = self._base.rstrip("/")
+        st: os.stat_result | None = None
+        for depth, part in enumerate(parts, 1):
+            current = f"{current}/{part}"
+            try:
+                st = os.lstat(current)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                # Nothing below exists, so no link below can lead out. ENOENT on the
+                # last component means its parent is a directory (the root excepted:
+                # it was never looked at).
+                last = depth == len(parts)
+                parent_ok = last and depth > 1 and isinstance(exc, FileNotFoundError)
+                return _Location(path, path, None, True, parent_ok)
+            if stat_module.S_ISLNK(st.st_mode):
+                real = os.path.realpath(path)
+                if not _inside(real, os.path.realpath(self._base)):
+                    raise self._outside(key, op)
+                return _Location(path, real)
+        return _Location(path, path, st, False, True)
+
+    def _translate(self, exc: OSError, op: str, key: str) -> OSError:
+        """Restate an ``OSError`` with the operation and the path in the store's spelling."""
+        if exc.errno is None or isinstance(exc, ArtifactioError):
+            return exc
+        full = self._full(key)
+        name = exc.filename
+        if isinstance(name, str) and not _is_temp(os.path.basename(name)):
+            with suppress(ValueError, PermissionError):
+                full = self._full(self._root.key(name))
+        return OSError(exc.errno, f"{op}: {exc.strerror or os.strerror(exc.errno)}", full)
+
+    @contextmanager
+    def _translated(self, op: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            mapped = self._translate(exc, op, key)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _file_ancestor(self, dir_key: str) -> str | None:
+        """The first of ``dir_key`` and its ancestors that exists and is not a directory."""
+        parts = dir_key.split("/") if dir_key else []
+        for depth in range(len(parts) + 1):
+            key = "/".join(parts[:depth])
+            try:
+                st = os.stat(self._os(key))
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not stat_module.S_ISDIR(st.st_mode):
+                return key
+        return None
+
+    def _ensure_dir(self, directory: str, dir_key: str, op: str, key: str) -> None:
+        """Create ``directory`` and its parents.
+
+        Raises:
+            NotADirectoryError: A file sits where one of them should be.
+        """
+        if os.path.isdir(directory):
+            return
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            bad = self._file_ancestor(dir_key)
+            if bad is None:
+                raise self._translate(exc, op, key) from exc
+            raise os_error(
+                NotADirectoryError, op, self._full(key), f"{self._full(bad)!r} is a file"
+            ) from exc
+        except OSError as exc:
+            raise self._translate(exc, op, key) from exc
+
+    def _info_sync(self, key: str) -> EntryInfo | None:
+        loc = self._locate(key, "stat")
+        if loc.missing:
+            return None
+        st = loc.st
+        if st is None:
+            try:
+                st = os.stat(loc.path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None if key else _ROOT_INFO
+            except OSError as exc:
+                raise self._translate(exc, "stat", key) from exc
+        return _entry_info(st)
+
+    def _scandir_sync(self, key: str) -> list[DirEntry]:
+        loc = self._locate(key, "listdir")
+        page: list[DirEntry] = []
+        with self._translated("listdir", key):
+            try:
+                it = os.scandir(loc.path)
+            except FileNotFoundError:
+                if not key:  # the root is an empty directory until written to
+                    return page
+                raise
+            with it:
+                for entry in it:
+                    if _is_temp(entry.name):
+                        continue
+                    described = _dir_entry(entry)
+                    if described is not None:
+                        page.append(described)
+        return page
+
+    def _tree_sync(self, key: str) -> Generator[tuple[str, DirEntry], None, None]:
+        """Everything below directory ``key``, depth first, without following links."""
+        loc = self._locate(key, "walk")
+        pending = [(loc.path, key)]
+        top = True
+        while pending:
+            directory, dkey = pending.pop()
+            try:
+                it = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if top and key:
+                    raise self._translate(exc, "walk", dkey) from exc
+                top = False
+                continue  # the root before any write, or removed meanwhile
+            except OSError as exc:
+                raise self._translate(exc, "walk", dkey) from exc
+            top = False
+            with it:
+                for entry in it:
+                    if _is_temp(entry.name):
+                        continue
+                    described = _dir_entry(entry)
+                    if described is None:
+                        continue
+                    child = join_key(dkey, entry.name)
+                    yield child, described
+                    if described.is_dir and not entry.is_symlink():
+                        pending.append((entry.path, child))
+
+    def _open_reader_sync(self, key: str) -> tuple[BinaryIO, int]:
+        loc = self._locate(key, "open")
+        if not key:
+            raise self._err(IsADirectoryError, "open", key)
+        with self._translated("open", key):
+            file = open(loc.path, "rb")  # noqa: SIM115 - closed by the reader
+            try:
+                size = os.fstat(file.fileno()).st_size
+            except BaseException:
+                file.close()
+                raise
+        return file, size
+
+    def _open_writer_sync(self, key: str) -> tuple[BinaryIO, str, str]:
+        loc = self._locate(key, "open")
+        directory, name = os.path.split(loc.real)
+        if not loc.parent_ok:
+            self._ensure_dir(directory, parent_key(key), "open", key)
+        tmp = os.path.join(directory, _temp_name(name))
+        with self._translated("open", key):
+            fd = os.open(tmp, _NEW_FILE_FLAGS, 0o666)
+        try:
+            file = open(fd, "wb")  # noqa: SIM115 - closed by the writer
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        return file, tmp, loc.real
+
+    def _commit_sync(
+        self, file: BinaryIO, tmp: str, target: str, exclusive: bool, key: str
+    ) -> None:
+        with self._translated("close", key):
+            _commit(file, tmp, target, exclusive)
+
+    def _remove_file_sync(self, key: str) -> None:
+        loc = self._locate(key, "remove")
+        with self._translated("remove", key):
+            os.unlink(loc.path)
+
+    def _create_dir_sync(self, key: str, parents: bool) -> None:
+        if parents:
+            loc = self._locate(key, "makedirs")
+            self._ensure_dir(loc.real, key, "makedirs", key)
+            return
+        loc = self._locate(key, "mkdir")
+        with self._translated("mkdir", key):
+            try:
+                os.mkdir(loc.path)
+            except FileNotFoundError:
+                if parent_key(key):
+                    raise
+                os.makedirs(self._base, exist_ok=True)  # the root, made on first use
+                os.mkdir(loc.path)
+
+    def _remove_dir_sync(self, key: str) -> None:
+        loc = self._locate(key, "rmdir")
+        with self._translated("rmdir", key):
+            os.rmdir(loc.path)
+
+    def _rmtree_sync(self, key: str) -> None:
+        loc = self._locate(key, "rmtree")
+        with self._translated("rmtree", key):
+            shutil.rmtree(loc.path)
+
+    def _move_sync(self, src: str, dst: str) -> None:
+        source = self._locate(src, "rename")
+        target = self._locate(dst, "rename")
+        if not target.parent_ok:
+            self._ensure_dir(os.path.dirname(target.path), parent_key(dst), "rename", dst)
+        with self._translated("rename", dst):
+            try:
+                os.rename(source.path, target.path)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.move(source.path, target.path)
+
+    def _copy_sync(self, src: str, dst: str) -> None:
+        source = self._locate(src, "copyfile")
+        target = self._locate(dst, "copyfile")
+        directory, name = os.path.split(target.real)
+        if not target.parent_ok:
+            self._ensure_dir(directory, parent_key(dst), "copyfile", dst)
+        tmp = os.path.join(directory, _temp_name(name))
+        with self._translated("copyfile", dst):
+            os.close(os.open(tmp, _NEW_FILE_FLAGS, 0o666))
+            try:
+                shutil.copyfile(source.path, tmp)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+            _publish(tmp, target.real, exclusive=False)
+
+    # ----------------------------------------------------------- primitives
+
+    async def _info(self, key: str) -> EntryInfo | None:
+        return await run_blocking(self._info_sync, key)
+
+    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+        yield await run_blocking(self._scandir_sync, key)
+
+    async def _open_reader(self, key: str) -> RawReader:
+        file, size = await run_blocking(self._open_reader_sync, key)
+        return _LocalReader(file, size)
+
+    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
+        file, tmp, target = await run_blocking(self._open_writer_sync, key)
+        return _LocalWriter(self, key, file, tmp, target, exclusive)
+
+    async def _remove_file(self, key: str) -> None:
+        await run_blocking(self._remove_file_sync, key)
+
+    async def _create_dir(self, key: str, *, parents: bool) -> None:
+        await run_blocking(self._create_dir_sync, key, parents)
+
+    async def _remove_dir(self, key: str) -> None:
+        await run_blocking(self._remove_dir_sync, key)
+
+    async def _iter_tree(self, key: str) -> AsyncIterator[tuple[str, DirEntry]]:
+        tree = self._tree_sync(key)
+        done = False
+        try:
+            while not done:
+                batch = await run_blocking(_take, tree, _TREE_BATCH)
+                done = len(batch) < _TREE_BATCH
+                for item in batch:
+                    yield item
+        finally:
+            if not done:
+                await _close_generator(tree)
+
+    async def _rmtree(self, key: str) -> None:
+        await run_blocking(self._rmtree_sync, key)
+
+    async def _move(self, src: str, dst: str, *, is_dir: bool) -> None:
+        await run_blocking(self._move_sync, src, dst)
+
+    async def _copy_file(self, src: str, dst: str) -> None:
+        await run_blocking(self._copy_sync, src, dst)
