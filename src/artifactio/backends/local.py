@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import itertools
 import os
 import re
@@ -51,7 +52,7 @@ from .._paths import StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator, Iterator
+    from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
 __all__ = ["LocalStore"]
 
@@ -91,8 +92,17 @@ def _entry_info(st: os.stat_result) -> EntryInfo:
     return EntryInfo("file", st.st_size, st.st_mtime)
 
 
-def _dir_entry(entry: os.DirEntry[str]) -> DirEntry | None:
-    """Describe one listed entry; ``None`` when it vanished since the listing."""
+def _dir_entry(entry: os.DirEntry[str], root_real: Callable[[], str]) -> DirEntry | None:
+    """Describe one listed entry; ``None`` when it vanished since the listing.
+
+    A link leading out of the root (``root_real`` gives the root's real path) is
+    listed, as the name lies inside, but what it points to is not described.
+    """
+    if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real()):
+        try:
+            return DirEntry(entry.name, entry.is_dir())
+        except OSError:
+            return DirEntry(entry.name, False)
     try:
         st = entry.stat()
     except OSError as exc:
@@ -303,6 +313,10 @@ class LocalStore(AsyncArtifactStore):
     def _outside(self, key: str, op: str) -> PathOutsideStoreError:
         return PathOutsideStoreError(self._full(key), self.root, op)
 
+    def _root_real(self) -> Callable[[], str]:
+        """The root's real path, resolved on first use (listings without links never ask)."""
+        return functools.cache(lambda: os.path.realpath(self._base))
+
     def _locate(self, key: str, op: str) -> _Location:
         """Check that ``key``'s symlinks stay inside the root; say what was learnt.
 
@@ -328,7 +342,7 @@ class LocalStore(AsyncArtifactStore):
                 return _Location(path, path, None, True, parent_ok)
             if stat_module.S_ISLNK(st.st_mode):
                 real = os.path.realpath(path)
-                if not _inside(real, os.path.realpath(self._base)):
+                if not _inside(real, self._root_real()()):
                     raise self._outside(key, op)
                 return _Location(path, real)
         return _Location(path, path, st, False, True)
@@ -403,6 +417,7 @@ class LocalStore(AsyncArtifactStore):
 
     def _scandir_sync(self, key: str) -> list[DirEntry]:
         loc = self._locate(key, "listdir")
+        root_real = self._root_real()
         page: list[DirEntry] = []
         with self._translated("listdir", key):
             try:
@@ -415,7 +430,7 @@ class LocalStore(AsyncArtifactStore):
                 for entry in it:
                     if _is_temp(entry.name):
                         continue
-                    described = _dir_entry(entry)
+                    described = _dir_entry(entry, root_real)
                     if described is not None:
                         page.append(described)
         return page
@@ -423,6 +438,7 @@ class LocalStore(AsyncArtifactStore):
     def _tree_sync(self, key: str) -> Generator[tuple[str, DirEntry], None, None]:
         """Everything below directory ``key``, depth first, without following links."""
         loc = self._locate(key, "walk")
+        root_real = self._root_real()
         pending = [(loc.path, key)]
         top = True
         while pending:
@@ -441,7 +457,7 @@ class LocalStore(AsyncArtifactStore):
                 for entry in it:
                     if _is_temp(entry.name):
                         continue
-                    described = _dir_entry(entry)
+                    described = _dir_entry(entry, root_real)
                     if described is None:
                         continue
                     child = join_key(dkey, entry.name)
