@@ -1,0 +1,90 @@
+"""The artifactio conformance suite: every row of SEMANTICS.md, for any backend.
+
+A backend joins by subclassing :class:`ConformanceSuite` and providing one
+fixture, ``async_store_factory``, that returns a :class:`StoreFactory` whose
+stores share a fresh, empty root for the test::
+
+    import uuid
+
+    import pytest
+
+    from artifactio.backends.memory import MemoryStore, clear
+    from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
+
+
+    class TestMemory(ConformanceSuite):
+        @pytest.fixture
+        def async_store_factory(self):
+            name = f"test-{uuid.uuid4().hex}"
+            yield StoreFactory(lambda: MemoryStore(f"memory://{name}"))
+            clear(name)
+
+Every test runs twice: through the async API (``AsyncArtifactStore``) and
+through the blocking facade (``artifactio.ArtifactStore``, driven from worker
+threads by :class:`SyncAsAsync`). Where SEMANTICS.md lets backends differ, the
+:class:`Capabilities` given to the factory decide which rows apply.
+
+The tests are async and use pytest-asyncio (``asyncio_mode = "auto"`` or
+``"strict"``). For readable assertion messages call
+``pytest.register_assert_rewrite("artifactio.testing")`` in your ``conftest.py``
+before importing this package.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ._harness import (
+    Capabilities,
+    ConformanceFixtures,
+    StoreAPI,
+    StoreFactory,
+    SyncAsAsync,
+    Tree,
+    full_path,
+    make_tree,
+    rejects,
+    snapshot,
+)
+from ._suite_concurrency import ConcurrencyTests, FacadeThreadingTests, ObjectStoreTests
+from ._suite_files import FileTests
+from ._suite_listing import ListingTests
+from ._suite_ops import OperationTests
+from ._suite_paths import PathRulesTests, every_operation
+
+__all__ = [
+    "Capabilities",
+    "ConcurrencyTests",
+    "ConformanceFixtures",
+    "ConformanceSuite",
+    "FacadeThreadingTests",
+    "FileTests",
+    "ListingTests",
+    "ObjectStoreTests",
+    "OperationTests",
+    "PathRulesTests",
+    "StoreAPI",
+    "StoreFactory",
+    "SyncAsAsync",
+    "Tree",
+    "every_operation",
+    "full_path",
+    "make_tree",
+    "rejects",
+    "snapshot",
+]
+
+
+class ConformanceSuite(
+    ConformanceFixtures,
+    PathRulesTests,
+    FileTests,
+    OperationTests,
+    ListingTests,
+    ObjectStoreTests,
+    ConcurrencyTests,
+    FacadeThreadingTests,
+):
+    """All conformance tests. Subclass it and provide the ``async_store_factory`` fixture."""
+
+    pytestmark = pytest.mark.asyncio

@@ -1,0 +1,434 @@
+"""Conformance tests for the operations table: copyfile ... size (glob and walk apart)."""
+
+from __future__ import annotations
+
+import errno
+import stat as stat_module
+from functools import partial
+
+import pytest
+
+from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
+
+__all__ = ["OperationTests"]
+
+TREE = {
+    "src.bin": b"source",
+    "other.bin": b"other",
+    "d/inner.bin": b"inner",
+    "d/sub/deep.bin": b"deep",
+    "empty": None,
+}
+
+
+class OperationTests:
+    """SEMANTICS.md, "Operations" (all rows but glob and walk) and the error-order rules."""
+
+    # -------------------------------------------------------------- copyfile
+
+    async def test_copyfile(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.copyfile("src.bin", "copy.bin")
+        assert await store.read_bytes("copy.bin") == b"source"
+        assert await store.read_bytes("src.bin") == b"source"
+        await store.copyfile(full_path(store, "src.bin"), full_path(store, "d/copy.bin"))
+        assert await store.read_bytes("d/copy.bin") == b"source"
+        await store.copyfile("d/sub/deep.bin", "empty/deep.bin")
+        assert await store.listdir("empty") == ["deep.bin"]
+        await store.copyfile("src.bin", "new/parents/copy.bin")  # parents made, as for writes
+        assert await store.read_bytes("new/parents/copy.bin") == b"source"
+        assert await store.isdir("new/parents")
+        await store.write_bytes("zero.bin", b"")
+        await store.copyfile("zero.bin", "zero-copy.bin")
+        assert await store.read_bytes("zero-copy.bin") == b""
+
+    async def test_copyfile_overwrite(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.copyfile("src.bin", "other.bin", overwrite=True)
+        assert await store.read_bytes("other.bin") == b"source"
+        await store.copyfile("src.bin", "fresh.bin", overwrite=True)
+        assert await store.read_bytes("fresh.bin") == b"source"
+        before = await snapshot(store)
+        await store.copyfile("src.bin", "src.bin", overwrite=True)
+        assert await snapshot(store) == before
+
+    async def test_copyfile_errors(self, store: StoreAPI, caps: Capabilities) -> None:
+        await make_tree(store, TREE)
+        cases: list[tuple[type[OSError], str, str, bool]] = [
+            (FileNotFoundError, "missing.bin", "dst.bin", False),
+            (FileNotFoundError, "missing.bin", "dst.bin", True),
+            (FileNotFoundError, "nodir/missing.bin", "dst.bin", False),
+            (IsADirectoryError, "d", "dst.bin", False),
+            (IsADirectoryError, "d", "dst.bin", True),
+            (FileExistsError, "src.bin", "other.bin", False),
+            (FileExistsError, "src.bin", "src.bin", False),
+            (FileExistsError, "src.bin", "d", False),
+            (IsADirectoryError, "src.bin", "d", True),
+            (IsADirectoryError, "src.bin", "empty", True),
+            (IsADirectoryError, "src.bin", ".", True),
+            (IsADirectoryError, "src.bin", store.root, True),
+            # "destination exists" is checked before anything about the source
+            (FileExistsError, "missing.bin", "other.bin", False),
+            (FileExistsError, "d", "other.bin", False),
+            (FileExistsError, "missing.bin", "d", False),
+        ]
+        if caps.checks_ancestors:
+            cases.append((NotADirectoryError, "src.bin", "other.bin/x.bin", False))
+        for exc, src, dst, overwrite in cases:
+            await rejects(
+                store,
+                exc,
+                partial(store.copyfile, src, dst, overwrite=overwrite),
+                f"copyfile({src!r}, {dst!r}, overwrite={overwrite})",
+            )
+
+    # ------------------------------------------------------- exists / isdir
+
+    async def test_exists_and_isdir(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        root = store.root
+        for path, exists, isdir in [
+            ("src.bin", True, False),
+            (full_path(store, "src.bin"), True, False),
+            ("d", True, True),
+            ("d/sub", True, True),
+            ("empty", True, True),
+            (full_path(store, "d"), True, True),
+            (root, True, True),
+            (".", True, True),
+            ("missing", False, False),
+            ("d/missing", False, False),
+            ("missing/deeper", False, False),
+            ("src.bin/below-a-file", False, False),
+            ("d/inner.bin/x", False, False),
+        ]:
+            assert await store.exists(path) is exists, path
+            assert await store.isdir(path) is isdir, path
+
+    # ---------------------------------------------------------------- listdir
+
+    async def test_listdir(self, store: StoreAPI) -> None:
+        await make_tree(
+            store,
+            {
+                "l/b.txt": b"b",
+                "l/a.txt": b"a",
+                "l/Z.txt": b"Z",
+                "l/.hidden": b"h",
+                "l/sub/x": b"x",
+                "l/empty": None,
+            },
+        )
+        expected = [".hidden", "Z.txt", "a.txt", "b.txt", "empty", "sub"]
+        assert await store.listdir("l") == expected
+        assert await store.listdir(full_path(store, "l")) == expected
+        assert await store.listdir("l/sub") == ["x"]
+        assert await store.listdir("l/empty") == []
+        assert await store.listdir(".") == ["l"]
+        assert await store.listdir(store.root) == ["l"]
+
+    async def test_listdir_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("missing", "d/missing", "missing/deeper"):
+            await rejects(store, FileNotFoundError, partial(store.listdir, path), path)
+        for path in ("src.bin", "d/inner.bin"):
+            await rejects(store, NotADirectoryError, partial(store.listdir, path), path)
+
+    # ------------------------------------------------------- makedirs / mkdir
+
+    async def test_makedirs(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.makedirs("a/b/c")
+        for d in ("a", "a/b", "a/b/c"):
+            assert await store.isdir(d), d
+        assert await store.listdir("a/b/c") == []
+        before = await snapshot(store)
+        for existing in ("a/b/c", "a", "d", "d/sub", "empty", ".", store.root, "a/b/c/"):
+            await store.makedirs(existing)
+        assert await snapshot(store) == before
+        await store.makedirs(full_path(store, "d/new"))
+        assert await store.listdir("d") == ["inner.bin", "new", "sub"]
+
+    async def test_makedirs_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("src.bin", "d/inner.bin"):
+            await rejects(store, FileExistsError, partial(store.makedirs, path), path)
+        for path in ("src.bin/x", "src.bin/x/y", "d/inner.bin/x"):
+            await rejects(store, NotADirectoryError, partial(store.makedirs, path), path)
+
+    async def test_mkdir(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.mkdir("top")
+        await store.mkdir("d/sub/leaf")
+        await store.mkdir(full_path(store, "top/inner"))
+        assert await store.isdir("top")
+        assert await store.isdir("d/sub/leaf")
+        assert await store.listdir("top") == ["inner"]
+        assert await store.listdir("d/sub") == ["deep.bin", "leaf"]
+
+    async def test_mkdir_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        cases: list[tuple[type[OSError], str]] = [
+            (FileExistsError, "d"),
+            (FileExistsError, "empty"),
+            (FileExistsError, "src.bin"),
+            (FileExistsError, "."),
+            (FileExistsError, store.root),
+            (FileNotFoundError, "missing/child"),
+            (FileNotFoundError, "missing/deeper/child"),
+            (NotADirectoryError, "src.bin/child"),
+            (NotADirectoryError, "d/inner.bin/child"),
+        ]
+        for exc, path in cases:
+            await rejects(store, exc, partial(store.mkdir, path), f"mkdir({path!r})")
+
+    # ----------------------------------------------------------------- remove
+
+    async def test_remove(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.remove("src.bin")
+        assert not await store.exists("src.bin")
+        await store.remove(full_path(store, "d/inner.bin"))
+        assert await store.listdir("d") == ["sub"]
+        await store.remove("d/sub/deep.bin")
+        # d/sub was made by writing below it; it stays on a filesystem and
+        # vanishes on an object store (see the object-store tests); d holds sub or not.
+        assert await store.exists("other.bin")
+
+    async def test_remove_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("missing.bin", "d/missing.bin", "missing/deeper"):
+            await rejects(store, FileNotFoundError, partial(store.remove, path), path)
+        for path in ("d", "d/sub", "empty", ".", store.root):
+            await rejects(store, IsADirectoryError, partial(store.remove, path), path)
+
+    # ----------------------------------------------------------------- rename
+
+    async def test_rename_file(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        await store.rename("src.bin", "moved.bin")
+        assert not await store.exists("src.bin")
+        assert await store.read_bytes("moved.bin") == b"source"
+        await store.rename(full_path(store, "moved.bin"), full_path(store, "d/moved.bin"))
+        assert await store.read_bytes("d/moved.bin") == b"source"
+        await store.rename("d/moved.bin", "empty/moved.bin")
+        assert await store.listdir("empty") == ["moved.bin"]
+        await store.rename("empty/moved.bin", "new/parents/moved.bin")  # parents made
+        assert await store.read_bytes("new/parents/moved.bin") == b"source"
+        await store.rename("new/parents/moved.bin", "other.bin", overwrite=True)
+        assert await store.read_bytes("other.bin") == b"source"
+        assert not await store.exists("new/parents/moved.bin")
+
+    async def test_rename_directory(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "d/sub/empty": None})
+        await store.rename("d", "e")
+        assert not await store.exists("d")
+        assert await snapshot(store) == {
+            "src.bin": b"source",
+            "other.bin": b"other",
+            "empty": None,
+            "e": None,
+            "e/inner.bin": b"inner",
+            "e/sub": None,
+            "e/sub/deep.bin": b"deep",
+            "e/sub/empty": None,
+        }
+        await store.rename("e", "empty/e")  # into an existing directory
+        assert await store.read_bytes("empty/e/sub/deep.bin") == b"deep"
+        await store.makedirs("target")
+        await store.rename("empty/e", "target", overwrite=True)  # onto an empty directory
+        assert await store.read_bytes("target/sub/deep.bin") == b"deep"
+        assert await store.listdir("empty") == []
+        await store.rename("empty", "renamed-empty")
+        assert await store.isdir("renamed-empty")
+        assert not await store.exists("empty")
+
+    async def test_rename_onto_itself(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        before = await snapshot(store)
+        await store.rename("src.bin", "src.bin", overwrite=True)
+        await store.rename("src.bin", full_path(store, "src.bin"), overwrite=True)
+        assert await snapshot(store) == before
+        await rejects(store, FileExistsError, lambda: store.rename("src.bin", "src.bin"))
+        await rejects(store, FileExistsError, lambda: store.rename("d", "d"))
+
+    async def test_rename_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "full/x.bin": b"x"})
+        cases: list[tuple[type[OSError], str, str, bool]] = [
+            (FileNotFoundError, "missing.bin", "dst.bin", False),
+            (FileNotFoundError, "missing.bin", "dst.bin", True),
+            (FileNotFoundError, "missing/deeper", "dst.bin", False),
+            (FileExistsError, "src.bin", "other.bin", False),
+            (FileExistsError, "src.bin", "d", False),
+            (FileExistsError, "d", "full", False),
+            (FileExistsError, "d", "src.bin", False),
+            # "destination exists" is checked before anything about the source
+            (FileExistsError, "missing.bin", "other.bin", False),
+            (FileExistsError, "missing.bin", "d", False),
+            (IsADirectoryError, "src.bin", "d", True),
+            (IsADirectoryError, "src.bin", "empty", True),
+            (NotADirectoryError, "d", "src.bin", True),
+        ]
+        for exc, src, dst, overwrite in cases:
+            await rejects(
+                store,
+                exc,
+                partial(store.rename, src, dst, overwrite=overwrite),
+                f"rename({src!r}, {dst!r}, overwrite={overwrite})",
+            )
+
+    async def test_rename_directory_onto_non_empty_directory(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "full/x.bin": b"x"})
+        info = await rejects(store, OSError, lambda: store.rename("d", "full", overwrite=True))
+        assert isinstance(info.value, OSError)
+        assert info.value.errno == errno.ENOTEMPTY
+
+    async def test_rename_directory_into_itself(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for dst in ("d/sub/inside", "d/inside", "d/sub/deeper/still"):
+            info = await rejects(store, OSError, partial(store.rename, "d", dst), dst)
+            assert isinstance(info.value, OSError)
+            assert info.value.errno == errno.EINVAL, dst
+
+    async def test_rename_root(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for src in (".", store.root):
+            await rejects(store, PermissionError, partial(store.rename, src, "elsewhere"))
+
+    # ----------------------------------------------------------------- rmtree
+
+    async def test_rmtree(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "d/sub/empty": None})
+        await store.rmtree("d")
+        assert not await store.exists("d")
+        assert not await store.exists("d/sub/deep.bin")
+        assert await snapshot(store) == {"src.bin": b"source", "other.bin": b"other", "empty": None}
+        await store.rmtree(full_path(store, "empty"))
+        assert await store.listdir(".") == ["other.bin", "src.bin"]
+        await make_tree(store, {"p/q/r": None})
+        await store.rmtree("p/q")
+        assert await store.listdir("p") == []  # the parent stays
+
+    async def test_rmtree_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("missing", "d/missing", "missing/deeper"):
+            await rejects(store, FileNotFoundError, partial(store.rmtree, path), path)
+        for path in ("src.bin", "d/inner.bin"):
+            await rejects(store, NotADirectoryError, partial(store.rmtree, path), path)
+        root = store.root
+        for path in (root, root.rstrip("/") + "/", ".", "./", "d/..", root.rstrip("/") + "/."):
+            await rejects(store, PermissionError, partial(store.rmtree, path), path)
+
+    # ---------------------------------------------------------- stat / size
+
+    async def test_stat_file(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("src.bin", full_path(store, "src.bin")):
+            st = await store.stat(path)
+            assert st.st_size == st.size == 6
+            assert isinstance(st.st_mtime, float)
+            assert st.st_mtime == st.mtime
+            assert st.st_mtime > 0
+            assert stat_module.S_ISREG(st.st_mode)
+            assert not stat_module.S_ISDIR(st.st_mode)
+            assert st.is_file
+            assert not st.is_dir
+            assert hasattr(st, "etag")
+            assert hasattr(st, "checksum")
+
+    async def test_stat_directory(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("d", "empty", ".", store.root, full_path(store, "d/sub")):
+            st = await store.stat(path)
+            assert st.st_size == st.size == 0, path
+            assert isinstance(st.st_mtime, float), path
+            assert st.st_mtime == st.mtime
+            assert stat_module.S_ISDIR(st.st_mode), path
+            assert not stat_module.S_ISREG(st.st_mode), path
+            assert st.is_dir, path
+            assert not st.is_file, path
+
+    async def test_stat_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("missing", "d/missing", "missing/deeper", "src.bin/below"):
+            await rejects(store, FileNotFoundError, partial(store.stat, path), path)
+
+    async def test_size(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "zero.bin": b"", "d/sub/empty": None})
+        assert await store.size("src.bin") == 6
+        assert await store.size(full_path(store, "src.bin")) == 6
+        assert await store.size("zero.bin") == 0
+        assert await store.size("d/sub") == len(b"deep")
+        assert await store.size("d") == len(b"inner") + len(b"deep")
+        assert await store.size("empty") == 0
+        assert await store.size("d/sub/empty") == 0
+        total = sum(len(v) for v in TREE.values() if v is not None)
+        assert await store.size(".") == total
+        assert await store.size(store.root) == total
+
+    async def test_size_errors(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        for path in ("missing", "d/missing", "missing/deeper"):
+            await rejects(store, FileNotFoundError, partial(store.size, path), path)
+
+    async def test_removing_last_file_keeps_makedirs_directory(self, store: StoreAPI) -> None:
+        await store.makedirs("made/sub")
+        assert await store.exists("made/sub")
+        assert await store.listdir("made/sub") == []
+        await store.write_bytes("made/sub/only.bin", b"x")
+        await store.remove("made/sub/only.bin")
+        assert await store.isdir("made/sub")
+        assert await store.listdir("made/sub") == []
+        assert await store.listdir("made") == ["sub"]
+
+    async def test_removing_last_file_of_implicit_directory(
+        self, store: StoreAPI, caps: Capabilities
+    ) -> None:
+        await store.write_bytes("implicit/sub/only.bin", b"x")
+        await store.remove("implicit/sub/only.bin")
+        if caps.object_store:
+            # a directory is a prefix: with nothing below it, it is gone
+            assert not await store.exists("implicit/sub")
+            assert not await store.exists("implicit")
+        else:
+            assert await store.isdir("implicit/sub")
+            assert await store.listdir("implicit/sub") == []
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "with space.txt",
+            "ünïcødé-日本語.bin",
+            "a+b.txt",
+            "100%.txt",
+            "%2F%20encoded",
+            "k=v&x=y.txt",
+            "what?.txt",
+            "semi;colon,comma.txt",
+            "tilde~'quote'.txt",
+        ],
+    )
+    async def test_special_keys_round_trip(self, store: StoreAPI, name: str) -> None:
+        dirname = f"dir {name}"
+        await store.write_bytes(f"{dirname}/{name}", name.encode())
+        await store.makedirs(f"made {name}")
+        assert await store.read_bytes(f"{dirname}/{name}") == name.encode()
+        assert await store.read_bytes(full_path(store, f"{dirname}/{name}")) == name.encode()
+        assert await store.exists(f"{dirname}/{name}")
+        assert await store.isdir(f"made {name}")
+        assert await store.listdir(".") == sorted([dirname, f"made {name}"])
+        assert await store.listdir(dirname) == [name]
+        assert (await store.stat(f"{dirname}/{name}")).st_size == len(name.encode())
+        walked = [entry async for entry in store.walk(store.root)]
+        assert walked == [
+            (store.root, sorted([dirname, f"made {name}"]), []),
+            (full_path(store, dirname), [], [name]),
+            (full_path(store, f"made {name}"), [], []),
+        ]
+        await store.copyfile(f"{dirname}/{name}", f"{name}.copy")
+        await store.rename(f"{name}.copy", f"{name}.moved")
+        assert await store.read_bytes(f"{name}.moved") == name.encode()
+        await store.remove(f"{dirname}/{name}")
+        assert not await store.exists(f"{dirname}/{name}")
+        await store.rmtree(f"made {name}")
+        assert not await store.exists(f"made {name}")

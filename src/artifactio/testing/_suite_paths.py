@@ -1,0 +1,325 @@
+"""Conformance tests for the path rules: forms, normalising, bounds, invalid paths."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import pytest
+
+from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .._paths import PathType
+
+__all__ = ["PathRulesTests", "every_operation"]
+
+MODES = ("r", "rb", "w", "wb", "a", "ab", "x", "xb")
+
+# "ok/file.txt" and "ok/dir" exist in every tree the bad-path tests use.
+BASE_TREE = {"ok/file.txt": b"content", "ok/dir": None, "ok/dir/inner.bin": b"inner"}
+
+
+class StrPath(os.PathLike[str]):
+    """A minimal ``os.PathLike`` giving ``str``."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def __fspath__(self) -> str:
+        return self._path
+
+
+class BytesPath(os.PathLike[bytes]):
+    """A minimal ``os.PathLike`` giving ``bytes``."""
+
+    def __init__(self, path: bytes) -> None:
+        self._path = path
+
+    def __fspath__(self) -> bytes:
+        return self._path
+
+
+def every_operation(
+    store: StoreAPI, bad: PathType
+) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """One call of every operation (each path argument in turn) with ``bad`` as the path.
+
+    The store must hold ``ok/file.txt`` and ``ok/dir`` (see ``BASE_TREE``).
+    """
+
+    async def drain_walk(**kwargs: Any) -> None:
+        async for _ in store.walk(bad, **kwargs):
+            pass
+
+    def opener(mode: str, by_name: bool = False) -> Callable[[], Awaitable[object]]:
+        async def call() -> None:
+            ctx = store.open(name=bad, mode=mode) if by_name else store.open(bad, mode)
+            async with ctx as f:
+                if mode[0] != "r":
+                    await f.write(b"x" if "b" in mode else "x")
+
+        return call
+
+    def errors_seen(exc: OSError) -> None:
+        raise AssertionError(f"walk called onerror({exc!r}) instead of raising")
+
+    calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("exists", lambda: store.exists(bad)),
+        ("isdir", lambda: store.isdir(bad)),
+        ("stat", lambda: store.stat(bad)),
+        ("size", lambda: store.size(bad)),
+        ("listdir", lambda: store.listdir(bad)),
+        ("glob", lambda: store.glob(bad)),
+        ("walk", drain_walk),
+        ("walk(onerror)", lambda: drain_walk(onerror=errors_seen)),
+        ("walk(bottom-up)", lambda: drain_walk(topdown=False)),
+        ("read_bytes", lambda: store.read_bytes(bad)),
+        ("write_bytes", lambda: store.write_bytes(bad, b"x")),
+        ("makedirs", lambda: store.makedirs(bad)),
+        ("mkdir", lambda: store.mkdir(bad)),
+        ("remove", lambda: store.remove(bad)),
+        ("rmtree", lambda: store.rmtree(bad)),
+        ("copyfile(dst)", lambda: store.copyfile("ok/file.txt", bad)),
+        ("copyfile(dst, overwrite)", lambda: store.copyfile("ok/file.txt", bad, overwrite=True)),
+        ("copyfile(src)", lambda: store.copyfile(bad, "ok/new.txt")),
+        ("copyfile(src, overwrite)", lambda: store.copyfile(bad, "ok/file.txt", overwrite=True)),
+        ("rename(dst)", lambda: store.rename("ok/file.txt", bad)),
+        ("rename(dst, overwrite)", lambda: store.rename("ok/file.txt", bad, overwrite=True)),
+        ("rename(dir, dst)", lambda: store.rename("ok/dir", bad)),
+        ("rename(src)", lambda: store.rename(bad, "ok/new.txt")),
+        ("rename(src, overwrite)", lambda: store.rename(bad, "ok/file.txt", overwrite=True)),
+        ("open(name=)", opener("rb", by_name=True)),
+    ]
+    calls.extend((f"open({mode!r})", opener(mode)) for mode in MODES)
+    return calls
+
+
+async def assert_every_operation_rejects(
+    store: StoreAPI, bad: PathType, exc_type: type[BaseException]
+) -> None:
+    """Every operation given ``bad`` raises ``exc_type`` and changes nothing."""
+    for label, call in every_operation(store, bad):
+        await rejects(store, exc_type, call, f"{label} with {bad!r}")
+
+
+def os_root(store: StoreAPI) -> str:
+    """For a local store, the root as a plain filesystem path."""
+    root = store.root
+    return root[len("file://") :] if root.startswith("file://") else root
+
+
+class PathRulesTests:
+    """SEMANTICS.md, "Paths": accepted forms, normalising, bounds, invalid paths."""
+
+    async def test_accepted_path_types(self, store: StoreAPI) -> None:
+        full = full_path(store, "forms/x.bin")
+        forms: list[PathType] = [
+            full,
+            "forms/x.bin",
+            os.fsencode(full),
+            b"forms/x.bin",
+            StrPath(full),
+            StrPath("forms/x.bin"),
+            BytesPath(os.fsencode(full)),
+            BytesPath(b"forms/x.bin"),
+            pathlib.PurePosixPath("forms/x.bin"),
+        ]
+        for i, form in enumerate(forms):
+            data = f"written through form {i}".encode()
+            await store.write_bytes(form, data)
+            for other in forms:
+                assert await store.read_bytes(other) == data, (form, other)
+                assert await store.exists(other)
+                assert (await store.stat(other)).st_size == len(data)
+        assert await store.isdir(b"forms")
+        assert await store.isdir(StrPath("forms"))
+
+    async def test_returned_paths_are_str(self, store: StoreAPI) -> None:
+        await make_tree(store, {"ret/a.bin": b"a", "ret/sub/b.bin": b"b"})
+        found = await store.glob(b"ret/*")
+        assert found == [full_path(store, "ret/a.bin"), full_path(store, "ret/sub")]
+        assert all(type(p) is str for p in found)
+        names = await store.listdir(b"ret")
+        assert names == ["a.bin", "sub"]
+        assert all(type(n) is str for n in names)
+        walked = [entry async for entry in store.walk(os.fsencode(full_path(store, "ret")))]
+        assert walked == [
+            (full_path(store, "ret"), ["sub"], ["a.bin"]),
+            (full_path(store, "ret/sub"), [], ["b.bin"]),
+        ]
+        for dirpath, dirnames, filenames in walked:
+            assert type(dirpath) is str
+            assert all(type(n) is str for n in [*dirnames, *filenames])
+        async with store.open(b"ret/a.bin", "rb") as f:
+            assert type(f.name) is str
+            assert f.name == full_path(store, "ret/a.bin")
+
+    async def test_relative_paths_join_the_root(self, store: StoreAPI) -> None:
+        await store.write_bytes("rel/a.txt", b"relative")
+        assert await store.read_bytes(full_path(store, "rel/a.txt")) == b"relative"
+        assert await store.exists(full_path(store, "rel/a.txt"))
+        assert await store.isdir(full_path(store, "rel"))
+        assert await store.glob("rel/*") == [full_path(store, "rel/a.txt")]
+        assert await store.listdir(full_path(store, "rel")) == ["a.txt"]
+        await store.write_bytes(full_path(store, "rel/b.txt"), b"full")
+        assert await store.read_bytes("rel/b.txt") == b"full"
+        assert await store.listdir("rel") == ["a.txt", "b.txt"]
+
+    async def test_normalising(self, store: StoreAPI) -> None:
+        await make_tree(store, {"n/y.txt": b"why", "n/sub": None})
+        root = store.root.rstrip("/")
+        same_file = [
+            "n/y.txt",
+            "./n/y.txt",
+            "n/./y.txt",
+            "n//y.txt",
+            "n///./y.txt",
+            "n/sub/../y.txt",
+            "n/y.txt/",
+            "n/y.txt//",
+            "x/../n/y.txt",
+            f"{root}/n/y.txt",
+            f"{root}//n//y.txt",
+            f"{root}/./n/sub/../y.txt",
+            f"{root}/n/y.txt/",
+        ]
+        for form in same_file:
+            assert await store.read_bytes(form) == b"why", form
+            assert await store.exists(form), form
+            assert not await store.isdir(form), form
+            assert await store.glob(form) == [full_path(store, "n/y.txt")], form
+        for form in ["n", "n/", "./n", "n/.", "n//", "n/sub/..", f"{root}/n/", f"{root}//n"]:
+            assert await store.isdir(form), form
+            assert await store.listdir(form) == ["sub", "y.txt"], form
+            walked = [entry async for entry in store.walk(form)]
+            assert walked[0] == (full_path(store, "n"), ["sub"], ["y.txt"]), form
+        assert await store.glob("n//*.txt") == [full_path(store, "n/y.txt")]
+        assert await store.glob("./n/sub/../*.txt") == [full_path(store, "n/y.txt")]
+        # writes through an unnormalised path land on the normalised key
+        await store.write_bytes("n/sub/../z.txt/", b"zed")
+        assert await store.listdir("n") == ["sub", "y.txt", "z.txt"]
+        assert await store.read_bytes("n/z.txt") == b"zed"
+
+    async def test_root_spellings(self, store: StoreAPI) -> None:
+        await store.write_bytes("r.txt", b"r")
+        root = store.root
+        for form in [root, root.rstrip("/") + "/", ".", "./", "sub/..", root.rstrip("/") + "/."]:
+            assert await store.exists(form), form
+            assert await store.isdir(form), form
+            assert await store.listdir(form) == ["r.txt"], form
+            assert (await store.stat(form)).is_dir, form
+            walked = [entry async for entry in store.walk(form)]
+            assert walked == [(root, [], ["r.txt"])], form
+
+    async def test_bounds_compare_components(self, store: StoreAPI) -> None:
+        await make_tree(store, BASE_TREE)
+        root = store.root.rstrip("/")
+        # Same string prefix as the root, but not below it.
+        for bad in [root + "b", root + "b/ok/file.txt", root + "-x/y", root + ".bak"]:
+            await assert_every_operation_rejects(store, bad, PermissionError)
+
+    async def test_dotdot_escapes_are_rejected(self, store: StoreAPI) -> None:
+        await make_tree(store, BASE_TREE)
+        root = store.root.rstrip("/")
+        bads: list[PathType] = [
+            "..",
+            "../x",
+            "ok/../../x",
+            "./../ok/file.txt",
+            "ok/dir/../../../ok/file.txt",
+            f"{root}/..",
+            f"{root}/../x",
+            f"{root}/ok/../../x",
+            b"../x",
+        ]
+        for bad in bads:
+            await assert_every_operation_rejects(store, bad, PermissionError)
+
+    async def test_invalid_paths_raise_value_error(self, store: StoreAPI) -> None:
+        await make_tree(store, BASE_TREE)
+        root = store.root.rstrip("/")
+        bads: list[PathType] = [
+            "",
+            b"",
+            StrPath(""),
+            "ok/fi\x00le.txt",
+            f"{root}/ok/\x00",
+            b"ok/\x00",
+            b"ok/\xff\xfe.bin",
+            os.fsencode(root) + b"/\xff",
+            BytesPath(b"\xc3\x28"),
+        ]
+        for bad in bads:
+            await assert_every_operation_rejects(store, bad, ValueError)
+
+    async def test_local_file_uris(self, store: StoreAPI, caps: Capabilities) -> None:
+        if not caps.local_paths:
+            pytest.skip("local-path rows apply to local roots only")
+        plain = os_root(store)
+        uri = "file://" + plain
+        await store.write_bytes(uri + "/u/a.txt", b"via uri")
+        assert await store.read_bytes(plain + "/u/a.txt") == b"via uri"
+        assert await store.read_bytes("u/a.txt") == b"via uri"
+        # returned paths keep the root's own spelling, whichever spelling was given
+        assert await store.glob(uri + "/u/*") == [full_path(store, "u/a.txt")]
+        assert await store.glob(plain + "/u/*") == [full_path(store, "u/a.txt")]
+        await assert_every_operation_rejects(store, "file://" + plain + "b/x", PermissionError)
+
+    async def test_local_symlinks_leaving_the_root(
+        self, store: StoreAPI, caps: Capabilities
+    ) -> None:
+        if not caps.local_paths:
+            pytest.skip("local-path rows apply to local roots only")
+        await make_tree(store, BASE_TREE)
+        plain = os_root(store).rstrip("/")
+        outside = plain + "-outside"
+
+        def setup() -> None:
+            os.makedirs(outside + "/sub", exist_ok=True)
+            with open(outside + "/secret", "wb") as f:
+                f.write(b"secret")
+            os.symlink(outside, plain + "/link")
+            os.symlink(outside + "/secret", plain + "/flink")
+
+        await anyio.to_thread.run_sync(setup)
+        try:
+            for bad in [
+                outside + "/secret",
+                "link/secret",
+                "link/sub",
+                "link/new.txt",
+                "link",
+                "flink",
+                plain + "/link/secret",
+            ]:
+                for label, call in every_operation(store, bad):
+                    with pytest.raises(PermissionError):
+                        await call()
+                    assert await anyio.to_thread.run_sync(_listdir, outside) == [
+                        "secret",
+                        "sub",
+                    ], f"{label} on {bad!r} changed the directory outside the root"
+            assert await anyio.to_thread.run_sync(_read, outside + "/secret") == b"secret"
+        finally:
+            await anyio.to_thread.run_sync(shutil.rmtree, outside)
+
+    async def test_snapshot_sees_everything(self, store: StoreAPI) -> None:
+        # The "changes nothing" checks rely on snapshot(); make sure it can fail.
+        tree = {"s/a.bin": b"a", "s/empty": None, "s/d/b.bin": b"b", ".h": b"h"}
+        await make_tree(store, tree)
+        assert await snapshot(store) == {"s": None, "s/d": None, **tree}
+
+
+def _listdir(path: str) -> list[str]:
+    return sorted(os.listdir(path))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
