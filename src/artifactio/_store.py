@@ -510,7 +510,10 @@ class AsyncArtifactStore(abc.ABC):
         key = self._key(path, "makedirs")
         if await self._isdir(key):
             return
-        if await self._info(key) is not None:
+        info = await self._info(key)
+        if info is not None:
+            if info.kind == "dir":  # made meanwhile by a concurrent caller
+                return
             raise self._err(FileExistsError, "makedirs", key)
         await self._check_ancestors(key, "makedirs")
         await self._create_dir(key, parents=True)
@@ -528,9 +531,11 @@ class AsyncArtifactStore(abc.ABC):
             raise self._err(FileExistsError, "mkdir", key)
         parent = parent_key(key)
         if parent and not await self._isdir(parent):
-            if await self._info(parent) is None:
+            info = await self._info(parent)
+            if info is None:
                 raise self._err(FileNotFoundError, "mkdir", key, "parent directory does not exist")
-            raise self._err(NotADirectoryError, "mkdir", key, "parent is not a directory")
+            if info.kind != "dir":  # else made meanwhile by a concurrent caller
+                raise self._err(NotADirectoryError, "mkdir", key, "parent is not a directory")
         await self._create_dir(key, parents=False)
 
     async def _check_ancestors(self, key: str, op: str) -> None:
@@ -539,7 +544,10 @@ class AsyncArtifactStore(abc.ABC):
         while parent:
             if await self._isdir(parent):
                 return
-            if await self._info(parent) is not None:
+            info = await self._info(parent)
+            if info is not None:
+                if info.kind == "dir":  # made meanwhile by a concurrent caller
+                    return
                 raise self._err(NotADirectoryError, op, key, f"{self._full(parent)!r} is a file")
             parent = parent_key(parent)
 
@@ -696,11 +704,15 @@ class AsyncArtifactStore(abc.ABC):
                 listed (a missing ``top`` included); otherwise errors are ignored.
         """
         key = self._key(top, "walk")
-        async for item in self._walk(key, topdown, onerror):
+        async for item in self._walk(key, topdown, onerror, top=True):
             yield item
 
     async def _walk(
-        self, key: str, topdown: bool, onerror: Callable[[OSError], Any] | None
+        self,
+        key: str,
+        topdown: bool,
+        onerror: Callable[[OSError], Any] | None,
+        top: bool = False,
     ) -> AsyncIterator[WalkEntry]:
         dirs: set[str] = set()
         files: set[str] = set()
@@ -709,6 +721,8 @@ class AsyncArtifactStore(abc.ABC):
                 for entry in page:
                     (dirs if entry.is_dir else files).add(entry.name)
         except OSError as exc:
+            if top and isinstance(exc, PathOutsideStoreError):
+                raise  # a top whose links lead out is refused, as by every operation
             if onerror is not None:
                 onerror(exc)
             return
