@@ -19,10 +19,12 @@ from ._files import AsyncFile
 from ._paths import PathType
 from ._registry import available_schemes, get_backend, open_store, register_backend
 from ._store import AsyncArtifactStore, StatResult
+from ._sync import ArtifactStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactStore",
     "ArtifactioError",
     "AsyncArtifactStore",
     "AsyncFile",
