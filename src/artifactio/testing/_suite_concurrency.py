@@ -102,6 +102,28 @@ class ConcurrencyTests:
         assert all(s in allowed for s in seen), "a reader saw a partial or mixed file"
         assert await store.listdir(".") == ["shared.bin"], "temporary objects were left"
 
+    async def test_last_successful_close_wins(self, store: StoreAPI) -> None:
+        await store.write_bytes("last.bin", b"initial")
+        first = await store.open("last.bin", "wb")
+        second = await store.open("last.bin", "wb")
+        await first.write(b"first writer")
+        await second.write(b"second writer")
+        await second.close()
+        assert await store.read_bytes("last.bin") == b"second writer"
+        await first.close()
+        assert await store.read_bytes("last.bin") == b"first writer"
+
+        # a writer that fails does not count
+        async def abandoned() -> None:
+            async with store.open("last.bin", "wb") as f:
+                await f.write(b"third writer")
+                raise RuntimeError("abandon")
+
+        with pytest.raises(RuntimeError):
+            await abandoned()
+        assert await store.read_bytes("last.bin") == b"first writer"
+        assert await store.listdir(".") == ["last.bin"]
+
     async def test_many_tasks_on_distinct_paths(self, store: StoreAPI) -> None:
         count = 40
 

@@ -122,6 +122,9 @@ class FileTests:
         assert await store.read_bytes("latin.txt") == text.encode("latin-1")
         async with store.open("latin.txt", "r", encoding="latin-1") as f:
             assert await f.read() == text
+
+    async def test_encoding_with_byte_order_mark(self, store: StoreAPI) -> None:
+        text = "café ß"
         async with store.open("utf16.txt", "w", encoding="utf-16") as f:
             await f.write(text)
         assert (await store.read_bytes("utf16.txt")).decode("utf-16") == text

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
 import stat as stat_module
 from functools import partial
 
+import anyio.to_thread
 import pytest
 
 from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
@@ -104,6 +106,34 @@ class OperationTests:
         ]:
             assert await store.exists(path) is exists, path
             assert await store.isdir(path) is isdir, path
+
+    async def test_failures_are_not_reported_as_missing(
+        self, store: StoreAPI, caps: Capabilities
+    ) -> None:
+        if not caps.local_paths:
+            pytest.skip("needs a local root to make a directory unreadable")
+        if os.geteuid() == 0:
+            pytest.skip("permissions do not apply to root")
+        await make_tree(store, {"locked/inside.bin": b"x"})
+        root = store.root.removeprefix("file://").rstrip("/")
+        await anyio.to_thread.run_sync(os.chmod, f"{root}/locked", 0)
+        try:
+            for call in (store.exists, store.isdir):
+                with pytest.raises(PermissionError):
+                    await call("locked/inside.bin")
+        finally:
+            await anyio.to_thread.run_sync(os.chmod, f"{root}/locked", 0o755)
+
+    async def test_errors_name_the_path(self, store: StoreAPI) -> None:
+        await make_tree(store, TREE)
+        missing = full_path(store, "d/missing.bin")
+        for call in (store.stat, store.remove, store.read_bytes, store.listdir, store.size):
+            with pytest.raises(FileNotFoundError) as info:
+                await call("d/missing.bin")
+            assert missing in str(info.value), f"{call.__name__}: {info.value}"
+        with pytest.raises(IsADirectoryError) as dir_info:
+            await store.remove("d")
+        assert full_path(store, "d") in str(dir_info.value)
 
     # ---------------------------------------------------------------- listdir
 
