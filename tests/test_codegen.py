@@ -1,0 +1,119 @@
+"""The generated sync facade is up to date and mirrors the async class."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from artifactio import ArtifactStore, AsyncArtifactStore
+from artifactio._codegen import (
+    BANNER,
+    SOURCE,
+    TARGET,
+    generate,
+    leftover_async_words,
+    main,
+    translate_docstring,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+RENAMED = {"aclose": "close", "__aenter__": "__enter__", "__aexit__": "__exit__"}
+
+
+def _public(cls: type) -> list[str]:
+    return [
+        name
+        for name, _ in inspect.getmembers(cls)
+        if not name.startswith("_") or name in RENAMED or name in RENAMED.values()
+    ]
+
+
+def test_committed_facade_is_what_the_generator_writes() -> None:
+    generated = generate(SOURCE.read_text(encoding="utf-8"))
+    committed = TARGET.read_text(encoding="utf-8")
+    assert committed == generated, "stale: run `python -m artifactio._codegen`"
+    assert committed.startswith(BANNER + "\n")
+
+
+def test_check_command_passes_on_the_committed_file() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "artifactio._codegen", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "up to date" in proc.stdout
+
+
+def test_check_fails_with_a_diff_and_write_repairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "_store.py"
+    target.write_text(TARGET.read_text().replace("def exists(", "def exists_edited_by_hand("))
+    assert main(["--check", "--target", str(target)]) == 1
+    out = capsys.readouterr().out
+    assert "-    def exists_edited_by_hand(" in out
+    assert "+    def exists(" in out
+    assert main(["--target", str(target)]) == 0
+    assert main(["--check", "--target", str(target)]) == 0
+    missing = tmp_path / "missing.py"
+    assert main(["--check", "--target", str(missing)]) == 1
+
+
+def test_same_methods_parameters_and_docstrings() -> None:
+    async_names = {RENAMED.get(name, name) for name in _public(AsyncArtifactStore)}
+    sync_names = set(_public(ArtifactStore)) - {"async_store"}
+    assert sync_names == async_names - {"checks_ancestors", "inline_capable", "scheme"}
+    for name in _public(AsyncArtifactStore):
+        source = getattr(AsyncArtifactStore, name)
+        if not callable(source):
+            continue
+        target = getattr(ArtifactStore, RENAMED.get(name, name))
+        a_params = list(inspect.signature(source).parameters.values())
+        s_params = list(inspect.signature(target).parameters.values())
+        assert [(p.name, p.kind, p.default) for p in a_params] == [
+            (p.name, p.kind, p.default) for p in s_params
+        ], name
+        if source.__doc__:
+            assert target.__doc__ == translate_docstring(source.__doc__), name
+            assert leftover_async_words(inspect.cleandoc(target.__doc__)) == [], name
+
+
+def test_type_hints_are_translated() -> None:
+    hints = inspect.get_annotations(ArtifactStore.walk)
+    assert hints["return"] == "Iterator[WalkEntry]"
+    assert inspect.get_annotations(ArtifactStore.open)["return"] == "IO[Any]"
+    assert inspect.get_annotations(ArtifactStore.exists) == {"path": "PathType", "return": "bool"}
+    text = TARGET.read_text()
+    assert "Async" not in text.replace("AsyncArtifactStore`", "")
+    assert "await" not in text
+
+
+def test_docstring_translation_rules() -> None:
+    text = (
+        "Use ``async with store:`` or :meth:`aclose`; ``async for x in store.walk()``; "
+        "``await f.read()`` gives an AsyncIterator of AsyncArtifactStore OpenContext AsyncFile."
+    )
+    assert translate_docstring(text) == (
+        "Use ``with store:`` or :meth:`close`; ``for x in store.walk()``; "
+        "``f.read()`` gives an Iterator of ArtifactStore IO IO."
+    )
+
+
+def test_generator_translates_a_changed_source() -> None:
+    source = SOURCE.read_text().replace(
+        "    async def exists(self, path: PathType) -> bool:",
+        "    async def exists(self, path: PathType, *, follow: bool = True) -> bool:",
+    )
+    generated = generate(source)
+    assert "def exists(self, path: PathType, *, follow: bool = True) -> bool:" in generated
+    assert "return self._run(self._async.exists(path, follow=follow))" in generated
+    with pytest.raises(ValueError, match="no class"):
+        generate("class Other: pass\n")
