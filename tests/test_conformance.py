@@ -46,3 +46,20 @@ class TestLocalFileURI(ConformanceSuite):
             lambda: LocalStore("file://" + local_root, part_size=64 * 1024),
             Capabilities(local_paths=True),
         )
+
+
+class TestMemoryOnLoopThread(ConformanceSuite):
+    """``memory://`` stores that the sync facade must drive on its event-loop thread.
+
+    The remote backends are never driven inline; this runs the facade's loop-thread
+    runner through every row without needing a server.
+    """
+
+    @pytest.fixture
+    def async_store_factory(self, memory_root: str) -> StoreFactory:
+        from artifactio.backends.memory import MemoryStore
+
+        class LoopThreadMemoryStore(MemoryStore):
+            inline_capable = False
+
+        return StoreFactory(lambda: LoopThreadMemoryStore(memory_root, part_size=64 * 1024))
