@@ -109,6 +109,17 @@ async def test_cancellation_of_a_new_file_leaves_nothing(root: Path) -> None:
     assert on_disk(root) == {"new"}  # the parent was made at open; no file, no temp
 
 
+async def test_cancelled_reader_still_closes_its_file(store: LocalStore) -> None:
+    await store.write_bytes("f.bin", b"x" * 10_000)
+    with anyio.CancelScope() as scope:
+        async with store.open("f.bin", "rb") as f:
+            await f.read(10)
+            scope.cancel()
+            await anyio.sleep(0)
+    assert scope.cancelled_caught
+    assert f._raw._file.raw.closed  # type: ignore[attr-defined]
+
+
 async def test_writer_dropped_without_close_leaves_no_temp(store: LocalStore, root: Path) -> None:
     await store.write_bytes("f.bin", b"old")
     f = await store.open("f.bin", "wb")

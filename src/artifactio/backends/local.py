@@ -38,8 +38,7 @@ import shutil
 import stat as stat_module
 import weakref
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import aiofiles.threadpool
 import anyio
@@ -176,13 +175,16 @@ def _take(tree: Iterator[tuple[str, DirEntry]], n: int) -> list[tuple[str, DirEn
     return list(itertools.islice(tree, n))
 
 
-async def _close_generator(gen: Generator[Any, None, None]) -> None:
-    """Close a half-consumed sync generator (its open directory handles) off the loop."""
+async def _cleanup(func: Callable[[], object]) -> None:
+    """Run a blocking clean-up call (close, unlink) off the loop, even when cancelled.
+
+    ``run_blocking`` alone would raise at once in a cancelled scope and skip the call.
+    """
     if in_inline_mode():
-        gen.close()
+        func()
         return
     with anyio.CancelScope(shield=True):
-        await run_blocking(gen.close)
+        await run_blocking(func)
 
 
 # ------------------------------------------------------------------ file handles
@@ -230,7 +232,7 @@ class _LocalReader(RawReader):
         return data
 
     async def aclose(self) -> None:
-        await run_blocking(self._file.raw.close)
+        await _cleanup(self._file.raw.close)
 
 
 class _LocalWriter(RawWriter):
@@ -257,14 +259,13 @@ class _LocalWriter(RawWriter):
         self._discard.detach()
 
     async def abort(self) -> None:
-        await run_blocking(self._discard)
+        await _cleanup(self._discard)
 
 
 # ------------------------------------------------------------------------ store
 
 
-@dataclass(frozen=True)
-class _Location:
+class _Location(NamedTuple):
     """Where a key lives on disk, after the bounds check.
 
     Attributes:
@@ -340,6 +341,8 @@ class LocalStore(AsyncArtifactStore):
                 last = depth == len(parts)
                 parent_ok = last and depth > 1 and isinstance(exc, FileNotFoundError)
                 return _Location(path, path, None, True, parent_ok)
+            except OSError as exc:
+                raise self._translate(exc, op, key) from exc
             if stat_module.S_ISLNK(st.st_mode):
                 real = os.path.realpath(path)
                 if not _inside(real, self._root_real()()):
@@ -595,7 +598,7 @@ class LocalStore(AsyncArtifactStore):
                     yield item
         finally:
             if not done:
-                await _close_generator(tree)
+                await _cleanup(tree.close)  # its open directory handle
 
     async def _rmtree(self, key: str) -> None:
         await run_blocking(self._rmtree_sync, key)
