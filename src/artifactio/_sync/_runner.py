@@ -76,6 +76,7 @@ class Runner:
         self._name = f"artifactio-sync-{next(_COUNTER)}" + (f" {label}" if label else "")
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._loop_ident: int | None = None
         self._pid = os.getpid()
@@ -143,11 +144,13 @@ class Runner:
             )
         if self._loop is None:
             loop = asyncio.new_event_loop()
+            stop = asyncio.Event()
             thread = threading.Thread(
-                target=self._serve, args=(loop,), name=self._name, daemon=True
+                target=_serve, args=(loop, stop), name=self._name, daemon=True
             )
             thread.start()
-            self._loop, self._thread, self._loop_ident = loop, thread, thread.ident
+            self._loop, self._stop, self._thread = loop, stop, thread
+            self._loop_ident = thread.ident
         return self._loop
 
     def _start(self, coro: Coroutine[Any, Any, T], future: concurrent.futures.Future[T]) -> None:
@@ -179,20 +182,6 @@ class Runner:
 
         task.add_done_callback(task_done)
         future.add_done_callback(future_done)
-
-    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The loop thread: run until stopped, then cancel leftovers and close the loop."""
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            try:
-                _cancel_all_tasks(loop)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
 
     def run_cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
         """Best-effort run for finalizers (``__del__``): never raises, never deadlocks.
@@ -262,13 +251,13 @@ class Runner:
     def _shut_down(self, *, join: bool) -> None:
         with self._lock:
             self._closed = True
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
+            loop, stop, thread = self._loop, self._stop, self._thread
+            self._loop = self._stop = self._thread = None
             if self._pid != os.getpid():
-                loop = thread = None  # the parent's: not ours to stop
-            if loop is not None:
+                loop = stop = thread = None  # the parent's: not ours to stop
+            if loop is not None and stop is not None:
                 # Under the lock: every call submitted before this runs before the stop.
-                loop.call_soon_threadsafe(loop.stop)
+                loop.call_soon_threadsafe(stop.set)
         _LIVE.discard(self)
         if join and thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -285,24 +274,25 @@ class Runner:
             if self._closing or self._closed:
                 return
             self._closing = True
-            loop = self._loop
-            if self.inline or loop is None:
+            loop, stop = self._loop, self._stop
+            if self.inline or loop is None or stop is None:
                 self._closed = True
                 _LIVE.discard(self)
                 if close_store and self.inline:
                     self.run_cleanup(self._closer())
                 return
             self._closed = True
-            self._loop = self._thread = None
+            self._loop = self._stop = self._thread = None
             closer = self._closer if close_store else None
-            loop.call_soon_threadsafe(_final_task, loop, closer)
+            loop.call_soon_threadsafe(_final_task, loop, stop, closer)
         _LIVE.discard(self)
 
     def _forget_parent(self) -> None:
         """In a forked child: drop the parent's loop and thread, keeping them referenced."""
         if self._loop is not None or self._thread is not None:
-            _ABANDONED.append((self._loop, self._thread, self._tasks))
+            _ABANDONED.append((self._loop, self._stop, self._thread, self._tasks))
         self._loop = None
+        self._stop = None
         self._thread = None
         self._loop_ident = None
         self._tasks = set()
@@ -315,8 +305,28 @@ class Runner:
         return f"<Runner {self._name} {kind} {state}>"
 
 
+def _serve(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """The loop thread: run until ``stop`` is set, then cancel leftovers and close the loop."""
+    asyncio.set_event_loop(loop)
+    try:
+        # run_until_complete rather than run_forever: anyio takes the task it runs
+        # for its root task, so its worker threads live across calls instead of
+        # being started and stopped for every call.
+        loop.run_until_complete(stop.wait())
+    finally:
+        try:
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
 def _final_task(
-    loop: asyncio.AbstractEventLoop, closer: Callable[[], Coroutine[Any, Any, None]] | None
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    closer: Callable[[], Coroutine[Any, Any, None]] | None,
 ) -> None:
     """On the loop: close the store (if asked), then stop the loop."""
 
@@ -327,7 +337,7 @@ def _final_task(
         except Exception:  # nobody left to report to
             pass
         finally:
-            loop.stop()
+            stop.set()
 
     task = loop.create_task(finish())
     _PENDING_FINAL.add(task)
