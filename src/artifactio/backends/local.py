@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import itertools
 import os
 import re
@@ -187,6 +186,22 @@ async def _cleanup(func: Callable[[], object]) -> None:
         await run_blocking(func)
 
 
+class _Lazy:
+    """``func(arg)``, computed on the first call and remembered."""
+
+    __slots__ = ("_arg", "_func", "_value")
+
+    def __init__(self, func: Callable[[str], str], arg: str) -> None:
+        self._func = func
+        self._arg = arg
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        if self._value is None:
+            self._value = self._func(self._arg)
+        return self._value
+
+
 # ------------------------------------------------------------------ file handles
 
 
@@ -316,7 +331,7 @@ class LocalStore(AsyncArtifactStore):
 
     def _root_real(self) -> Callable[[], str]:
         """The root's real path, resolved on first use (listings without links never ask)."""
-        return functools.cache(lambda: os.path.realpath(self._base))
+        return _Lazy(os.path.realpath, self._base)
 
     def _locate(self, key: str, op: str) -> _Location:
         """Check that ``key``'s symlinks stay inside the root; say what was learnt.
