@@ -9,9 +9,9 @@ facade is exercised from a thread that is not running an event loop).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,8 +37,10 @@ __all__ = [
     "full_path",
     "load_sync_facade",
     "make_tree",
+    "raises",
     "rejects",
     "snapshot",
+    "unchanged",
 ]
 
 Tree = dict[str, "bytes | None"]
@@ -528,9 +530,31 @@ async def rejects(
     return info
 
 
-def unique_name(prefix: str = "t") -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+async def raises(
+    exc_type: type[BaseException] | tuple[type[BaseException], ...],
+    call: Callable[[], Awaitable[object]],
+    what: str = "",
+) -> BaseException:
+    """Assert ``call()`` raises ``exc_type``; name ``what`` when it does not.
+
+    Returns:
+        The exception.
+    """
+    try:
+        await call()
+    except exc_type as exc:
+        return exc
+    except Exception as exc:
+        raise AssertionError(f"{what or call!r} raised {exc!r}, expected {exc_type}") from exc
+    raise AssertionError(f"{what or call!r} did not raise {exc_type}")
+
+
+@contextlib.asynccontextmanager
+async def unchanged(store: StoreAPI) -> AsyncIterator[None]:
+    """Assert the tree below the root is the same after the block as before it."""
+    before = await snapshot(store)
+    yield
+    assert await snapshot(store) == before, "rejected calls changed the tree"
 
 
 # ----------------------------------------------------------------- fixtures

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
+from ._harness import Capabilities, StoreAPI, full_path, make_tree, raises, snapshot, unchanged
 
 __all__ = ["FileTests"]
 
@@ -72,42 +72,29 @@ class FileTests:
         async with store.open("d/x.bin", "xb") as f:
             await f.write(b"new")
         assert await store.read_bytes("d/x.bin") == b"new"
-        for mode in ("x", "xb"):
-            for path in ("x.txt", "d/x.bin"):
+        async with unchanged(store):
+            for mode in ("x", "xb"):
+                for path in ("x.txt", "d/x.bin"):
 
-                async def create(path: str = path, mode: str = mode) -> None:
-                    async with store.open(path, mode) as f:
-                        await f.write("other" if mode == "x" else b"other")
+                    async def create(path: str = path, mode: str = mode) -> None:
+                        async with store.open(path, mode) as f:
+                            await f.write("other" if mode == "x" else b"other")
 
-                await rejects(store, FileExistsError, create, f"open({path!r}, {mode!r})")
+                    await raises(FileExistsError, create, f"open({path!r}, {mode!r})")
 
     async def test_other_modes_raise_value_error(self, store: StoreAPI) -> None:
         await store.write_bytes("m.txt", b"keep")
-        for mode in [
-            "r+",
-            "rb+",
-            "w+",
-            "wb+",
-            "a+",
-            "x+",
-            "rw",
-            "wa",
-            "rx",
-            "U",
-            "rU",
-            "",
-            "z",
-            "rbt",
-            "bb",
-            "wbt",
-        ]:
-            for path in ("m.txt", "new.txt"):
+        modes = ["r+", "rb+", "w+", "wb+", "a+", "x+", "rw", "wa", "rx", "U", "rU", "", "z"]
+        modes += ["rbt", "bb", "wbt"]
+        async with unchanged(store):
+            for mode in modes:
+                for path in ("m.txt", "new.txt"):
 
-                async def call(path: str = path, mode: str = mode) -> None:
-                    async with store.open(path, mode):
-                        pass
+                    async def call(path: str = path, mode: str = mode) -> None:
+                        async with store.open(path, mode):
+                            pass
 
-                await rejects(store, ValueError, call, f"open({path!r}, {mode!r})")
+                    await raises(ValueError, call, f"open({path!r}, {mode!r})")
 
     async def test_open_accepts_name_keyword(self, store: StoreAPI) -> None:
         async with store.open(name="kw.bin", mode="wb") as f:
@@ -247,43 +234,46 @@ class FileTests:
 
     async def test_read_missing_file(self, store: StoreAPI) -> None:
         await make_tree(store, {"d": None})
-        for path in ("missing.bin", "d/missing.bin", "nodir/missing.bin"):
-            for mode in ("r", "rb"):
+        async with unchanged(store):
+            for path in ("missing.bin", "d/missing.bin", "nodir/missing.bin"):
+                for mode in ("r", "rb"):
 
-                async def call(path: str = path, mode: str = mode) -> None:
-                    async with store.open(path, mode):
-                        pass
+                    async def call(path: str = path, mode: str = mode) -> None:
+                        async with store.open(path, mode):
+                            pass
 
-                await rejects(store, FileNotFoundError, call, f"open({path!r}, {mode!r})")
-            await rejects(store, FileNotFoundError, partial(store.read_bytes, path))
+                    await raises(FileNotFoundError, call, f"open({path!r}, {mode!r})")
+                await raises(FileNotFoundError, partial(store.read_bytes, path))
 
     async def test_open_directory(self, store: StoreAPI) -> None:
         await make_tree(store, {"d/f.bin": b"f", "empty": None})
-        for path in ("d", "empty", ".", store.root):
-            for mode in ("r", "rb", "w", "wb", "a", "ab", "x", "xb"):
+        async with unchanged(store):
+            for path in ("d", "empty", ".", store.root):
+                for mode in ("r", "rb", "w", "wb", "a", "ab", "x", "xb"):
 
-                async def call(path: str = path, mode: str = mode) -> None:
-                    async with store.open(path, mode) as f:
-                        if mode[0] != "r":
-                            await f.write(b"x" if "b" in mode else "x")
+                    async def call(path: str = path, mode: str = mode) -> None:
+                        async with store.open(path, mode) as f:
+                            if mode[0] != "r":
+                                await f.write(b"x" if "b" in mode else "x")
 
-                await rejects(store, IsADirectoryError, call, f"open({path!r}, {mode!r})")
-            await rejects(store, IsADirectoryError, partial(store.read_bytes, path))
-            await rejects(store, IsADirectoryError, partial(store.write_bytes, path, b"x"))
+                    await raises(IsADirectoryError, call, f"open({path!r}, {mode!r})")
+                await raises(IsADirectoryError, partial(store.read_bytes, path))
+                await raises(IsADirectoryError, partial(store.write_bytes, path, b"x"))
 
     async def test_write_below_a_file(self, store: StoreAPI, caps: Capabilities) -> None:
         await store.write_bytes("f.bin", b"file")
         if not caps.checks_ancestors:
             pytest.skip("object stores do not check ancestors (see the coexistence test)")
-        for path in ("f.bin/x", "f.bin/deeper/x"):
-            for mode in ("w", "wb", "a", "ab", "x", "xb"):
+        async with unchanged(store):
+            for path in ("f.bin/x", "f.bin/deeper/x"):
+                for mode in ("w", "wb", "a", "ab", "x", "xb"):
 
-                async def call(path: str = path, mode: str = mode) -> None:
-                    async with store.open(path, mode) as f:
-                        await f.write(b"x" if "b" in mode else "x")
+                    async def call(path: str = path, mode: str = mode) -> None:
+                        async with store.open(path, mode) as f:
+                            await f.write(b"x" if "b" in mode else "x")
 
-                await rejects(store, NotADirectoryError, call, f"open({path!r}, {mode!r})")
-            await rejects(store, NotADirectoryError, partial(store.write_bytes, path, b"x"))
+                    await raises(NotADirectoryError, call, f"open({path!r}, {mode!r})")
+                await raises(NotADirectoryError, partial(store.write_bytes, path, b"x"))
 
     # ---------------------------------------------------------------- writes
 

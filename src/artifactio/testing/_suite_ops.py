@@ -10,7 +10,16 @@ from functools import partial
 import anyio.to_thread
 import pytest
 
-from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
+from ._harness import (
+    Capabilities,
+    StoreAPI,
+    full_path,
+    make_tree,
+    raises,
+    rejects,
+    snapshot,
+    unchanged,
+)
 
 __all__ = ["OperationTests"]
 
@@ -76,13 +85,13 @@ class OperationTests:
         ]
         if caps.checks_ancestors:
             cases.append((NotADirectoryError, "src.bin", "other.bin/x.bin", False))
-        for exc, src, dst, overwrite in cases:
-            await rejects(
-                store,
-                exc,
-                partial(store.copyfile, src, dst, overwrite=overwrite),
-                f"copyfile({src!r}, {dst!r}, overwrite={overwrite})",
-            )
+        async with unchanged(store):
+            for exc, src, dst, overwrite in cases:
+                await raises(
+                    exc,
+                    partial(store.copyfile, src, dst, overwrite=overwrite),
+                    f"copyfile({src!r}, {dst!r}, overwrite={overwrite})",
+                )
 
     # ------------------------------------------------------- exists / isdir
 
@@ -159,10 +168,12 @@ class OperationTests:
 
     async def test_listdir_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("missing", "d/missing", "missing/deeper"):
-            await rejects(store, FileNotFoundError, partial(store.listdir, path), path)
-        for path in ("src.bin", "d/inner.bin"):
-            await rejects(store, NotADirectoryError, partial(store.listdir, path), path)
+        async with unchanged(store):
+            for path in ("missing", "d/missing", "missing/deeper"):
+                await raises(FileNotFoundError, partial(store.listdir, path), path)
+        async with unchanged(store):
+            for path in ("src.bin", "d/inner.bin"):
+                await raises(NotADirectoryError, partial(store.listdir, path), path)
 
     # ------------------------------------------------------- makedirs / mkdir
 
@@ -181,10 +192,12 @@ class OperationTests:
 
     async def test_makedirs_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("src.bin", "d/inner.bin"):
-            await rejects(store, FileExistsError, partial(store.makedirs, path), path)
-        for path in ("src.bin/x", "src.bin/x/y", "d/inner.bin/x"):
-            await rejects(store, NotADirectoryError, partial(store.makedirs, path), path)
+        async with unchanged(store):
+            for path in ("src.bin", "d/inner.bin"):
+                await raises(FileExistsError, partial(store.makedirs, path), path)
+        async with unchanged(store):
+            for path in ("src.bin/x", "src.bin/x/y", "d/inner.bin/x"):
+                await raises(NotADirectoryError, partial(store.makedirs, path), path)
 
     async def test_mkdir(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
@@ -209,8 +222,9 @@ class OperationTests:
             (NotADirectoryError, "src.bin/child"),
             (NotADirectoryError, "d/inner.bin/child"),
         ]
-        for exc, path in cases:
-            await rejects(store, exc, partial(store.mkdir, path), f"mkdir({path!r})")
+        async with unchanged(store):
+            for exc, path in cases:
+                await raises(exc, partial(store.mkdir, path), f"mkdir({path!r})")
 
     # ----------------------------------------------------------------- remove
 
@@ -227,10 +241,12 @@ class OperationTests:
 
     async def test_remove_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("missing.bin", "d/missing.bin", "missing/deeper"):
-            await rejects(store, FileNotFoundError, partial(store.remove, path), path)
-        for path in ("d", "d/sub", "empty", ".", store.root):
-            await rejects(store, IsADirectoryError, partial(store.remove, path), path)
+        async with unchanged(store):
+            for path in ("missing.bin", "d/missing.bin", "missing/deeper"):
+                await raises(FileNotFoundError, partial(store.remove, path), path)
+        async with unchanged(store):
+            for path in ("d", "d/sub", "empty", ".", store.root):
+                await raises(IsADirectoryError, partial(store.remove, path), path)
 
     # ----------------------------------------------------------------- rename
 
@@ -299,13 +315,13 @@ class OperationTests:
             (IsADirectoryError, "src.bin", "empty", True),
             (NotADirectoryError, "d", "src.bin", True),
         ]
-        for exc, src, dst, overwrite in cases:
-            await rejects(
-                store,
-                exc,
-                partial(store.rename, src, dst, overwrite=overwrite),
-                f"rename({src!r}, {dst!r}, overwrite={overwrite})",
-            )
+        async with unchanged(store):
+            for exc, src, dst, overwrite in cases:
+                await raises(
+                    exc,
+                    partial(store.rename, src, dst, overwrite=overwrite),
+                    f"rename({src!r}, {dst!r}, overwrite={overwrite})",
+                )
 
     async def test_rename_directory_onto_non_empty_directory(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "full/x.bin": b"x"})
@@ -315,15 +331,17 @@ class OperationTests:
 
     async def test_rename_directory_into_itself(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for dst in ("d/sub/inside", "d/inside", "d/sub/deeper/still"):
-            info = await rejects(store, OSError, partial(store.rename, "d", dst), dst)
-            assert isinstance(info.value, OSError)
-            assert info.value.errno == errno.EINVAL, dst
+        async with unchanged(store):
+            for dst in ("d/sub/inside", "d/inside", "d/sub/deeper/still"):
+                exc = await raises(OSError, partial(store.rename, "d", dst), dst)
+                assert isinstance(exc, OSError)
+                assert exc.errno == errno.EINVAL, dst
 
     async def test_rename_root(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for src in (".", store.root):
-            await rejects(store, PermissionError, partial(store.rename, src, "elsewhere"))
+        async with unchanged(store):
+            for src in (".", store.root):
+                await raises(PermissionError, partial(store.rename, src, "elsewhere"))
 
     # ----------------------------------------------------------------- rmtree
 
@@ -341,13 +359,16 @@ class OperationTests:
 
     async def test_rmtree_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("missing", "d/missing", "missing/deeper"):
-            await rejects(store, FileNotFoundError, partial(store.rmtree, path), path)
-        for path in ("src.bin", "d/inner.bin"):
-            await rejects(store, NotADirectoryError, partial(store.rmtree, path), path)
+        async with unchanged(store):
+            for path in ("missing", "d/missing", "missing/deeper"):
+                await raises(FileNotFoundError, partial(store.rmtree, path), path)
+        async with unchanged(store):
+            for path in ("src.bin", "d/inner.bin"):
+                await raises(NotADirectoryError, partial(store.rmtree, path), path)
         root = store.root
-        for path in (root, root.rstrip("/") + "/", ".", "./", "d/..", root.rstrip("/") + "/."):
-            await rejects(store, PermissionError, partial(store.rmtree, path), path)
+        async with unchanged(store):
+            for path in (root, root.rstrip("/") + "/", ".", "./", "d/..", root.rstrip("/") + "/."):
+                await raises(PermissionError, partial(store.rmtree, path), path)
 
     # ---------------------------------------------------------- stat / size
 
@@ -380,8 +401,9 @@ class OperationTests:
 
     async def test_stat_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("missing", "d/missing", "missing/deeper", "src.bin/below"):
-            await rejects(store, FileNotFoundError, partial(store.stat, path), path)
+        async with unchanged(store):
+            for path in ("missing", "d/missing", "missing/deeper", "src.bin/below"):
+                await raises(FileNotFoundError, partial(store.stat, path), path)
 
     async def test_size(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "zero.bin": b"", "d/sub/empty": None})
@@ -398,8 +420,9 @@ class OperationTests:
 
     async def test_size_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
-        for path in ("missing", "d/missing", "missing/deeper"):
-            await rejects(store, FileNotFoundError, partial(store.size, path), path)
+        async with unchanged(store):
+            for path in ("missing", "d/missing", "missing/deeper"):
+                await raises(FileNotFoundError, partial(store.size, path), path)
 
     async def test_removing_last_file_keeps_makedirs_directory(self, store: StoreAPI) -> None:
         await store.makedirs("made/sub")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 import pytest
 
-from ._harness import Capabilities, StoreAPI, full_path, make_tree, rejects, snapshot
+from ._harness import Capabilities, StoreAPI, full_path, make_tree, raises, snapshot, unchanged
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -104,8 +104,9 @@ async def assert_every_operation_rejects(
     store: StoreAPI, bad: PathType, exc_type: type[BaseException]
 ) -> None:
     """Every operation given ``bad`` raises ``exc_type`` and changes nothing."""
-    for label, call in every_operation(store, bad):
-        await rejects(store, exc_type, call, f"{label} with {bad!r}")
+    async with unchanged(store):
+        for label, call in every_operation(store, bad):
+            await raises(exc_type, call, f"{label} with {bad!r}")
 
 
 def os_root(store: StoreAPI) -> str:
