@@ -4,7 +4,8 @@ Every blocking call (``os.lstat``, ``os.scandir``, ``open``, reads, writes,
 ``os.replace``...) goes through :func:`~artifactio._blocking.run_blocking`, and
 each primitive groups its system calls into one synchronous helper, so a
 primitive costs one thread hop in async code and no hop at all when the sync
-facade drives the store inline.
+facade drives the store inline. File data moves through aiofiles on asyncio
+(anyio's worker threads on other loops, direct calls when inline).
 
 Writes are atomic: content goes to a hidden temporary file in the target's
 directory (``.<name>.<12 hex digits>.tmp``, never shown by listings) which
@@ -21,8 +22,11 @@ resolves the path only when one of them is a symlink, so paths without links
 cost one ``lstat`` per component. It is a check, not a sandbox: a link swapped
 in between the check and the operation is not caught.
 
-Walking (``size``, ``glob("**")``) does not descend into symlinked directories,
-as ``os.walk`` does not; ``rmtree`` removes links, never what they point to.
+Tree listings (``size``, ``glob("**")``) do not descend into symlinked
+directories, as ``os.walk`` does not; ``walk`` lists directory by directory and
+does enter links to directories inside the root. Links leading out are listed
+by name but never entered or described. ``rmtree`` removes links below it,
+never what they point to, and refuses a path that is itself a link (``OSError``).
 """
 
 from __future__ import annotations
