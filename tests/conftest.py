@@ -11,6 +11,9 @@ import pytest
 pytest.register_assert_rewrite("artifactio.testing")
 from _gcs_fixtures import fake_gcs_server, gcs_root  # noqa: E402, F401 - GCS fixtures
 
+# The session's SeaweedFS (S3) server, shared by every module that asks for it.
+from artifactio.testing._servers import seaweedfs  # noqa: E402, F401
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path

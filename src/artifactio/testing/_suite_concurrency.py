@@ -63,11 +63,15 @@ class ObjectStoreTests:
         assert "clash" in walked[0][1]
         assert (full_path(store, "clash"), [], ["child"]) in walked
         assert await store.listdir(".") == ["clash"]
-        await store.remove("clash")
+        await store.remove("clash")  # the file goes; the directory stays
         assert await store.isdir("clash")
+        assert (await store.stat("clash")).is_dir
         assert await store.read_bytes("clash/child") == b"child"
-        await store.write_bytes("clash", b"file again")
         await store.rmtree("clash")
+        assert not await store.exists("clash")
+        await store.write_bytes("clash", b"file again")
+        await store.write_bytes("clash/child", b"child")
+        await store.rmtree("clash")  # the directory goes; the file stays
         assert not await store.isdir("clash")
         assert not await store.exists("clash/child")
         assert await store.read_bytes("clash") == b"file again"
