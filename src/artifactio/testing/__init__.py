@@ -24,6 +24,20 @@ through the blocking facade (``artifactio.ArtifactStore``, driven from worker
 threads by :class:`SyncAsAsync`). Where SEMANTICS.md lets backends differ, the
 :class:`Capabilities` given to the factory decide which rows apply.
 
+Where each part of SEMANTICS.md is checked:
+
+- "Paths" (forms, normalising, bounds, invalid paths): :class:`PathRulesTests`;
+  every operation is called with each bad path (:func:`every_operation`) and
+  must raise without changing the tree.
+- ``open``, file objects, "writes" (all or nothing, implicit parents),
+  ``read_bytes``/``write_bytes``: :class:`FileTests`.
+- The operations table and the error-order rules: :class:`OperationTests`;
+  ``glob`` and ``walk``: :class:`ListingTests`.
+- "Object stores" (a file and a directory of one name): :class:`ObjectStoreTests`;
+  markers and special keys are in :class:`OperationTests`, for every backend.
+- "Concurrency": :class:`ConcurrencyTests` (tasks, or threads through the facade)
+  and :class:`FacadeThreadingTests` (threads, a running loop, ``fork``).
+
 The tests are async and use pytest-asyncio (``asyncio_mode = "auto"`` or
 ``"strict"``). For readable assertion messages call
 ``pytest.register_assert_rewrite("artifactio.testing")`` in your ``conftest.py``
