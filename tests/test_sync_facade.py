@@ -560,6 +560,26 @@ def test_construction_and_close(memory_root: str) -> None:
         by_uri.read_bytes("x")
 
 
+def test_close_while_another_thread_waits(memory_root: str) -> None:
+    async_store = StuckStore(memory_root)
+    store = ArtifactStore(async_store)
+    outcome: list[BaseException] = []
+
+    def wait_forever() -> None:
+        try:
+            store.exists("stuck")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_forever)
+    waiter.start()
+    async_store.started.wait()
+    store.close()
+    waiter.join()
+    assert async_store.cancelled.is_set()
+    assert [type(exc) for exc in outcome] == [StoreClosedError]
+
+
 def test_writer_open_at_close_cannot_publish(store: ArtifactStore) -> None:
     f = store.open("late.bin", "wb")
     f.write(b"data")
@@ -611,7 +631,7 @@ def test_atexit_closes_facades_never_closed(tmp_path: Any) -> None:
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", "-c", script],
+        [sys.executable, "-W", "error", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,

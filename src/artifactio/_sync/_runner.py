@@ -111,23 +111,26 @@ class Runner:
 
     def _run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        handed_over = False
         try:
             with self._lock:
                 loop = self._ensure_loop()
+                # From here on the coroutine belongs to _start (on the loop thread),
+                # even if a KeyboardInterrupt lands inside call_soon_threadsafe.
+                handed_over = True
                 loop.call_soon_threadsafe(self._start, coro, future)
-        except BaseException:
-            coro.close()
-            raise
-        try:
             return future.result()
         except concurrent.futures.CancelledError:
             if self._closed:
                 raise self._closed_error() from None
             raise
         except BaseException:
-            # KeyboardInterrupt (or any other exception raised while waiting):
-            # cancel the coroutine; a no-op when it already finished.
-            future.cancel()
+            if handed_over:
+                # KeyboardInterrupt (or anything else) while waiting: cancel the
+                # coroutine; a no-op when it finished already.
+                future.cancel()
+            else:
+                coro.close()
             raise
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -238,7 +241,7 @@ class Runner:
             else:
                 self._run_with_timeout(self._closer(), timeout)
         finally:
-            self._shut_down(join=True)
+            self._shut_down(join=True, timeout=timeout)
 
     def _run_with_timeout(self, coro: Coroutine[Any, Any, None], timeout: float) -> None:
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -248,7 +251,7 @@ class Runner:
         with contextlib.suppress(concurrent.futures.TimeoutError):
             future.result(timeout)
 
-    def _shut_down(self, *, join: bool) -> None:
+    def _shut_down(self, *, join: bool, timeout: float | None = None) -> None:
         with self._lock:
             self._closed = True
             loop, stop, thread = self._loop, self._stop, self._thread
@@ -260,7 +263,7 @@ class Runner:
                 loop.call_soon_threadsafe(stop.set)
         _LIVE.discard(self)
         if join and thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout)
 
     def release(self, *, close_store: bool) -> None:
         """Stop without waiting: for a facade that was garbage-collected unclosed.
