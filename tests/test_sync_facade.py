@@ -149,6 +149,12 @@ def test_abandoned_iteration_closes_the_async_generator(store: ArtifactStore) ->
     assert next(it) == 1
     it.close()
     assert events == ["closed"]
+    it = store._iterate(numbers())
+    assert next(it) == 0
+    store.close()  # closing the facade mid-iteration still finalizes the generator
+    with pytest.raises(StoreClosedError):
+        next(it)
+    assert events == ["closed", "closed"]
 
 
 # ---------------------------------------------------------------------- errors

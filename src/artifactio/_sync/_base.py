@@ -12,6 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from .._exceptions import StoreClosedError
 from .._files import parse_mode
 from .._registry import open_store
 from .._store import AsyncArtifactStore
@@ -77,6 +78,8 @@ class FacadeBase:
             while True:
                 try:
                     step = self._runner.run(_anext(agen))
+                except StoreClosedError:
+                    raise  # agen may never have run: still close it (inline stores can)
                 except BaseException:
                     finished = True  # it came out of agen, which is finished now
                     raise
