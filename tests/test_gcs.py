@@ -1,0 +1,471 @@
+"""The GCS backend against fake-gcs-server: the conformance suite, then what only GCS does.
+
+The fake keeps everything in memory and listens on 127.0.0.1; every test gets a
+fresh prefix in one bucket (see ``_gcs_fixtures.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import anyio
+import google_crc32c
+import pytest
+from blockbuster import blockbuster_ctx
+
+import artifactio
+from artifactio import IntegrityError, StoreConnectionError
+from artifactio.backends import gcs
+from artifactio.backends._gcs_protocol import (
+    batch_delete_body,
+    crc32c_combine,
+    map_error,
+    parse_batch_response,
+    retry_delay,
+    should_retry,
+)
+from artifactio.backends.gcs import GCSStore
+from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from artifactio.testing._gcs_server import FakeGCSServer
+
+pytestmark = pytest.mark.gcs
+
+CHUNK = 256 * 1024
+
+
+def _store(root: str, server: FakeGCSServer, **options: Any) -> GCSStore:
+    options.setdefault("part_size", CHUNK)
+    return GCSStore(root, **server.store_options(**options))
+
+
+class TestGCS(ConformanceSuite):
+    """``gs://`` stores on fake-gcs-server, through the async API and the sync facade."""
+
+    @pytest.fixture
+    def async_store_factory(self, gcs_root: str, fake_gcs_server: FakeGCSServer) -> StoreFactory:
+        return StoreFactory(
+            lambda: _store(gcs_root, fake_gcs_server), Capabilities(object_store=True)
+        )
+
+
+@pytest.fixture
+async def store(gcs_root: str, fake_gcs_server: FakeGCSServer) -> AsyncIterator[GCSStore]:
+    async with _store(gcs_root, fake_gcs_server) as s:
+        yield s
+
+
+def _payload(size: int, seed: int = 0) -> bytes:
+    block = bytes((seed + i * 7) % 251 for i in range(4096))
+    return (block * (size // len(block) + 1))[:size]
+
+
+class _Spy:
+    """Counts calls of a method while keeping its behaviour."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.calls = 0
+        original = getattr(owner, name)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+
+# ----------------------------------------------------------------- writes
+
+
+async def test_resumable_write_in_several_chunks(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = _Spy(monkeypatch, gcs._ResumableUpload, "add_part")
+    data = _payload(5 * CHUNK + 12345)
+    async with store.open("big/model.bin", "wb") as f:
+        for i in range(0, len(data), 100_003):  # writes that do not line up with chunks
+            await f.write(data[i : i + 100_003])
+    assert parts.calls >= 4  # chunks went up while writing
+    assert await store.read_bytes("big/model.bin") == data
+    st = await store.stat("big/model.bin")
+    assert st.size == len(data)
+    digest = base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+    assert st.checksum == f"crc32c:{digest}"
+
+
+async def test_chunk_boundary_sizes_round_trip(store: GCSStore) -> None:
+    for size in (0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * CHUNK + 1):
+        data = _payload(size, seed=size)
+        await store.write_bytes(f"sizes/{size}", data)
+        assert await store.read_bytes(f"sizes/{size}") == data, size
+
+
+class _Boom(Exception):
+    pass
+
+
+async def test_aborted_resumable_write_leaves_nothing(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aborts = _Spy(monkeypatch, gcs._ResumableUpload, "abort")
+    await store.write_bytes("keep.bin", b"old content")
+
+    async def fail_while_writing(path: str) -> None:
+        async with store.open(path, "wb") as f:
+            await f.write(_payload(3 * CHUNK + 5))
+            raise _Boom
+
+    with pytest.raises(_Boom):
+        await fail_while_writing("keep.bin")
+    with pytest.raises(_Boom):
+        await fail_while_writing("new.bin")
+    assert aborts.calls == 2  # the sessions were cancelled
+    assert await store.read_bytes("keep.bin") == b"old content"
+    assert not await store.exists("new.bin")
+    assert await store.listdir(".") == ["keep.bin"]
+
+
+async def test_cancelled_write_leaves_nothing(store: GCSStore) -> None:
+    started = anyio.Event()
+
+    async def writer() -> None:
+        async with store.open("cancelled.bin", "wb") as f:
+            await f.write(_payload(2 * CHUNK + 1))
+            started.set()
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer)
+        await started.wait()
+        tg.cancel_scope.cancel()
+    assert not await store.exists("cancelled.bin")
+    assert await store.listdir(".") == []
+
+
+async def test_resumable_chunk_resumes_after_a_dropped_connection(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk cut off mid-way is resumed from where GCS stopped, not restarted."""
+    client = await store._client()
+    key = store._obj("resumed.bin")
+    upload = await client.upload(store.bucket, key, exclusive=False)
+    assert isinstance(upload, gcs._ResumableUpload)
+    real_put = upload._put
+    sent: list[tuple[int, int]] = []
+
+    async def flaky_put(view: memoryview, start: int, total: int | None, crc: int) -> Any:
+        sent.append((start, len(view)))
+        if len(sent) == 1:  # GCS keeps the first half, then the connection drops
+            await real_put(view[:CHUNK], start, None, crc)
+            raise aiohttp.ServerDisconnectedError()
+        return await real_put(view, start, total, crc)
+
+    async def persisted() -> int:
+        # fake-gcs-server would finalise on a status query; GCS answers 308 + Range.
+        return CHUNK
+
+    monkeypatch.setattr(upload, "_put", flaky_put)
+    monkeypatch.setattr(upload, "_persisted", persisted)
+    monkeypatch.setattr(gcs, "retry_delay", lambda attempt: 0.0)
+    data = _payload(3 * CHUNK + 10, seed=9)
+    await upload.add_part(1, data[: 2 * CHUNK])
+    await upload.complete(data[2 * CHUNK :])
+    assert sent == [(0, 2 * CHUNK), (CHUNK, CHUNK), (2 * CHUNK, CHUNK + 10)]
+    assert await store.read_bytes("resumed.bin") == data
+
+
+async def test_exclusive_small_write_is_refused_by_gcs(store: GCSStore) -> None:
+    """``x`` modes send ifGenerationMatch=0: GCS itself refuses an existing object."""
+    client = await store._client()
+    bucket, key = store.bucket, store._obj("x.bin")
+    await client.put(bucket, key, b"first", exclusive=True)
+    with pytest.raises(FileExistsError, match=r"x\.bin"):
+        await client.put(bucket, key, b"second", exclusive=True)
+    assert await store.read_bytes("x.bin") == b"first"
+
+
+# ----------------------------------------------------------------- reads
+
+
+async def test_ranged_reads_and_seeks(store: GCSStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _payload(4 * CHUNK + 999, seed=3)
+    await store.write_bytes("ranged.bin", data)
+    gets = _Spy(monkeypatch, gcs._GCSClient, "get_range")
+    async with store.open("ranged.bin", "rb") as f:
+        assert await f.read(10) == data[:10]
+        await f.seek(3 * CHUNK - 5)
+        assert await f.read(10) == data[3 * CHUNK - 5 : 3 * CHUNK + 5]  # across a block
+        await f.seek(-100, os.SEEK_END)
+        assert await f.read() == data[-100:]
+        assert await f.read(5) == b""
+        await f.seek(CHUNK)
+        await f.seek(7, os.SEEK_CUR)
+        assert await f.tell() == CHUNK + 7
+        assert await f.read(CHUNK) == data[CHUNK + 7 : 2 * CHUNK + 7]
+        await f.seek(0)
+        assert await f.read() == data
+    assert gets.calls >= 3  # ranged GETs, never the whole object at once for a seek
+
+
+async def test_read_of_a_file_replaced_while_open_fails(store: GCSStore) -> None:
+    await store.write_bytes("moving.bin", _payload(3 * CHUNK, seed=1))
+    async with store.open("moving.bin", "rb") as f:
+        await f.read(10)
+        await store.write_bytes("moving.bin", _payload(3 * CHUNK, seed=2))
+        await f.seek(2 * CHUNK)
+        with pytest.raises(OSError, match="replaced"):
+            await f.read(10)
+
+
+async def test_download_checksum_mismatch_raises(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.write_bytes("check.bin", _payload(2 * CHUNK + 3))
+    assert await store.read_bytes("check.bin") == _payload(2 * CHUNK + 3)
+    monkeypatch.setattr(gcs, "goog_hash", lambda headers, name="crc32c": "AAAAAA==")
+    with pytest.raises(IntegrityError, match="CRC32C"):
+        await store.read_bytes("check.bin")
+
+
+async def test_upload_checksum_mismatch_raises_and_removes_the_object(store: GCSStore) -> None:
+    client = await store._client()
+    key = store._obj("corrupt.bin")
+    await store.write_bytes("corrupt.bin", b"payload")
+    meta = await client.head(store.bucket, key)
+    assert meta is not None
+    resource = {"crc32c": "AAAAAA==", "generation": meta.version}
+    with pytest.raises(IntegrityError, match="CRC32C"):
+        await client._check_upload(store.bucket, key, resource, gcs.crc32c(b"payload"))
+    assert not await store.exists("corrupt.bin")
+
+
+# ----------------------------------------------------------------- listings
+
+
+async def test_listing_and_rmtree_beyond_one_page(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = 1050  # more than one listing page (1000) and ten batch deletes (100)
+    client = await store._client()
+    limit = anyio.Semaphore(32)
+
+    async def put(i: int) -> None:
+        async with limit:
+            key = store._obj(f"many/{i:05d}.txt")
+            await client.put(store.bucket, key, b"x" * (i % 3), exclusive=False)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(put, i)
+    await store.makedirs("many/sub/empty")
+    names = await store.listdir("many")
+    assert len(names) == count + 1
+    assert names[0] == "00000.txt"
+    assert names[-1] == "sub"
+    assert await store.size("many") == sum(i % 3 for i in range(count))
+    assert len(await store.glob("many/*.txt")) == count
+    batches = _Spy(monkeypatch, gcs._GCSClient, "_batch")
+    await store.rmtree("many")
+    assert batches.calls >= count // 100  # batch deletes, 100 keys a request
+    assert not await store.exists("many")
+    assert await store.listdir(".") == []
+
+
+NAMES = ["with space.txt", "ünïcødé-日本.txt", "plus+sign", "per%20cent", "eq=and?q", "a&b#c"]
+
+
+async def test_names_round_trip(store: GCSStore) -> None:
+    for i, name in enumerate(NAMES):
+        await store.write_bytes(f"odd/{name}", name.encode())
+        assert await store.read_bytes(f"odd/{name}") == name.encode()
+        assert (await store.stat(f"odd/{name}")).size == len(name.encode()), i
+    assert await store.listdir("odd") == sorted(NAMES)
+    await store.makedirs("odd/dir with space+%")
+    assert await store.isdir("odd/dir with space+%")
+    await store.copyfile(f"odd/{NAMES[0]}", f"odd/dir with space+%/{NAMES[1]}")
+    await store.rename("odd/dir with space+%", "odd/renamed ü+%")
+    assert await store.listdir("odd/renamed ü+%") == [NAMES[1]]
+    assert await store.read_bytes(f"odd/renamed ü+%/{NAMES[1]}") == NAMES[0].encode()
+    await store.rmtree("odd")
+    assert await store.listdir(".") == []
+
+
+# ----------------------------------------------------------------- failures
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_unreachable_endpoint_raises_store_connection_error() -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    async with GCSStore("gs://bucket/p", endpoint_url=endpoint, retries=1) as s:
+        with pytest.raises(StoreConnectionError, match="cannot reach") as info:
+            await s.exists("a")
+        assert isinstance(info.value, ConnectionError)
+        with pytest.raises(StoreConnectionError):
+            await s.write_bytes("a", b"x")
+        with pytest.raises(StoreConnectionError):
+            await s.read_bytes("a")
+
+
+async def test_missing_bucket_is_named(fake_gcs_server: FakeGCSServer) -> None:
+    async with GCSStore("gs://no-such-bucket/p", **fake_gcs_server.store_options()) as s:
+        with pytest.raises(FileNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+            await s.listdir(".")
+        with pytest.raises(FileNotFoundError, match="no-such-bucket"):
+            await s.write_bytes("f", b"x")
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    s = GCSStore("gs://bucket/p", token="ya29.sekrit-token", project="proj")
+    for text in (repr(s), str(s), repr(s.config), str(s.config), repr(s._settings)):
+        assert "sekrit" not in text
+
+
+async def test_credentials(fake_gcs_server: FakeGCSServer, tmp_path: Any) -> None:
+    async with GCSStore("gs://bucket/p", endpoint_url=fake_gcs_server.url, token="ya29.x") as s:
+        client = await s._client()
+        assert await client._auth() == {"Authorization": "Bearer ya29.x"}
+    async with GCSStore("gs://bucket/p", endpoint_url=fake_gcs_server.url) as s:
+        client = await s._client()
+        assert await client._auth() == {}
+    missing = str(tmp_path / "missing-key.json")
+    async with GCSStore("gs://bucket/p", service_file=missing) as s:
+        with pytest.raises(PermissionError, match=r"missing-key\.json"):
+            await s.exists("a")
+
+
+def test_error_mapping() -> None:
+    def status(code: int, message: str = "Reason: body") -> aiohttp.ClientResponseError:
+        return aiohttp.ClientResponseError(None, (), status=code, message=message)  # type: ignore[arg-type]
+
+    path = "gs://b/k"
+    endpoint = "http://127.0.0.1:1"
+    cases = [
+        (404, FileNotFoundError),
+        (401, PermissionError),
+        (403, PermissionError),
+        (412, FileExistsError),
+        (500, OSError),
+    ]
+    for code, cls in cases:
+        mapped = map_error(status(code), "stat", path, endpoint=endpoint)
+        assert type(mapped) is cls, code
+        assert isinstance(mapped, OSError)
+        assert mapped.filename == path
+        assert "stat" in str(mapped)
+    crc = map_error(status(400, "Bad Request: Provided CRC32C does not match"), "w", path,
+                    endpoint=endpoint)  # fmt: skip
+    assert isinstance(crc, IntegrityError)
+    gone = map_error(aiohttp.ServerDisconnectedError(), "read", path, endpoint=endpoint)
+    assert isinstance(gone, StoreConnectionError)
+    assert isinstance(map_error(asyncio.TimeoutError(), "read", path, endpoint=endpoint),
+                      StoreConnectionError)  # fmt: skip
+    plain = ValueError("x")
+    assert map_error(plain, "read", path, endpoint=endpoint) is plain
+
+
+def test_retry_policy() -> None:
+    def status(code: int) -> aiohttp.ClientResponseError:
+        return aiohttp.ClientResponseError(None, (), status=code)  # type: ignore[arg-type]
+
+    assert should_retry(status(429))
+    assert should_retry(status(503))
+    assert should_retry(aiohttp.ServerDisconnectedError())
+    assert should_retry(asyncio.TimeoutError())
+    assert not should_retry(status(404))
+    assert not should_retry(status(412))
+    assert not should_retry(ValueError())
+    assert retry_delay(0, rand=lambda: 1.0) == pytest.approx(0.1)
+    assert retry_delay(3, rand=lambda: 1.0) == pytest.approx(0.8)
+    assert retry_delay(30, rand=lambda: 1.0) == pytest.approx(10.0)  # capped
+    assert retry_delay(5, rand=lambda: 0.0) == 0.0
+    assert all(0 <= retry_delay(4) <= 1.6 for _ in range(100))
+
+
+def test_crc32c_combine_matches_google_crc32c() -> None:
+    for a_len, b_len in [(0, 5), (5, 0), (1, 1), (1000, 4096), (CHUNK, 3 * CHUNK + 7)]:
+        a, b = _payload(a_len, seed=a_len), _payload(b_len, seed=b_len + 1)
+        combined = crc32c_combine(google_crc32c.value(a), google_crc32c.value(b), len(b))
+        assert combined == google_crc32c.value(a + b), (a_len, b_len)
+
+
+def test_batch_codec() -> None:
+    body = batch_delete_body(["/storage/v1/b/b/o/a%2Fb", "/storage/v1/b/b/o/c"], "BOUNDARY")
+    assert body.count(b"DELETE /storage/v1/b/b/o/") == 2
+    assert body.endswith(b"--BOUNDARY--\r\n")
+    answer = (
+        b"--R\r\nContent-Type: application/http\r\nContent-ID: <response-item1>\r\n\r\n"
+        b"HTTP/1.1 404 Not Found\r\n\r\n{}\r\n"
+        b"--R\r\nContent-Type: application/http\r\nContent-ID: <response-item0>\r\n\r\n"
+        b"HTTP/1.1 204 No Content\r\n\r\n\r\n--R--\r\n"
+    )
+    assert parse_batch_response("multipart/mixed; boundary=R", answer) == {0: 204, 1: 404}
+
+
+# ----------------------------------------------------------------- event loops and config
+
+
+def test_two_asyncio_runs_on_one_store(gcs_root: str, fake_gcs_server: FakeGCSServer) -> None:
+    s = _store(gcs_root, fake_gcs_server)
+
+    async def first() -> None:
+        await s.write_bytes("loops/a.txt", b"first loop")
+
+    async def second() -> bytes:
+        await s.write_bytes("loops/b.txt", b"second loop")
+        return await s.read_bytes("loops/a.txt")
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == b"first loop"
+    asyncio.run(s.aclose())
+
+
+async def test_no_blocking_calls_on_the_event_loop(store: GCSStore) -> None:
+    with blockbuster_ctx():
+        await store.write_bytes("bb/small.txt", b"x")
+        await store.write_bytes("bb/large.bin", _payload(2 * CHUNK + 1))
+        assert await store.read_bytes("bb/large.bin") == _payload(2 * CHUNK + 1)
+        assert await store.listdir("bb") == ["large.bin", "small.txt"]
+        await store.copyfile("bb/small.txt", "bb/copy.txt")
+        await store.rmtree("bb")
+
+
+async def test_open_store_and_aliases(gcs_root: str, fake_gcs_server: FakeGCSServer) -> None:
+    s = artifactio.open_store(gcs_root, **fake_gcs_server.store_options())
+    assert isinstance(s, GCSStore)
+    alias = artifactio.open_store(
+        gcs_root.replace("gs://", "gcs://"), **fake_gcs_server.store_options()
+    )
+    async with s, alias:
+        await alias.write_bytes("via-alias.txt", b"a")
+        assert await s.read_bytes("via-alias.txt") == b"a"
+        assert alias.root == gcs_root
+        assert await alias.glob("*.txt") == [f"{gcs_root}/via-alias.txt"]
+
+
+async def test_storage_emulator_host(
+    gcs_root: str, fake_gcs_server: FakeGCSServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs_server.url.removeprefix("http://"))
+    async with GCSStore(gcs_root) as s:
+        assert s.endpoint == fake_gcs_server.url
+        await s.write_bytes("env.txt", b"from the environment")
+        assert await s.read_bytes("env.txt") == b"from the environment"
+
+
+def test_part_size_must_be_a_multiple_of_256k() -> None:
+    with pytest.raises(ValueError, match="256 KiB"):
+        GCSStore("gs://bucket", part_size=CHUNK + 1)
