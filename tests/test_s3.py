@@ -1,0 +1,539 @@
+"""The S3 backend against a real SeaweedFS server (started once per session).
+
+The conformance suite runs through the async API and the sync facade; the tests
+below it cover what only S3 has: multipart uploads and their abort, pinned
+ranged reads, listings past one page, server-side copies in parts, credentials,
+an unreachable endpoint, and clients that live on several event loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import io
+import os
+import random
+import socket
+import threading
+import uuid
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+import artifactio
+from artifactio.backends.s3 import S3Client, S3Store, _map_error
+from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from artifactio.testing._servers import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+BUCKET = "artifactio-test"
+MiB = 1024 * 1024
+PART = 5 * MiB
+
+
+@pytest.fixture(scope="module")
+def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
+    """A plain (blocking) botocore client on the server, to look behind the store's back."""
+    client = seaweedfs._client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def s3_root(raw_s3: Any) -> Iterator[str]:
+    """A fresh ``s3://`` root (a unique prefix in the session's bucket), emptied afterwards."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield f"s3://{BUCKET}/{name}"
+    for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            raw_s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+
+
+@pytest.fixture
+def s3_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
+    """Options for stores on the session's server (few retries: failures show at once)."""
+    return seaweedfs.store_options(retries=1)
+
+
+class TestS3Conformance(ConformanceSuite):
+    """Every SEMANTICS.md row on ``s3://`` (small parts: 5 MiB, S3's minimum)."""
+
+    @pytest.fixture
+    def async_store_factory(self, s3_root: str, s3_options: dict[str, Any]) -> StoreFactory:
+        return StoreFactory(
+            lambda: S3Store(s3_root, part_size=PART, **s3_options),
+            Capabilities(object_store=True),
+        )
+
+
+@pytest.fixture
+async def store(s3_root: str, s3_options: dict[str, Any]) -> AsyncIterator[S3Store]:
+    """An S3 store on a fresh root, closed afterwards."""
+    async with S3Store(s3_root, part_size=PART, **s3_options) as s:
+        yield s
+
+
+def _prefix(store: S3Store) -> str:
+    return store.root[len(f"s3://{BUCKET}/") :] + "/"
+
+
+def _pending_uploads(raw_s3: Any, store: S3Store) -> list[str]:
+    prefix = _prefix(store)
+    answer = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
+    return [u["Key"][len(prefix) :] for u in answer.get("Uploads", [])]
+
+
+def _keys(raw_s3: Any, store: S3Store) -> list[str]:
+    keys: list[str] = []
+    for page in raw_s3.get_paginator("list_objects_v2").paginate(
+        Bucket=BUCKET, Prefix=_prefix(store)
+    ):
+        keys.extend(o["Key"][len(_prefix(store)) :] for o in page.get("Contents", []))
+    return keys
+
+
+# ----------------------------------------------------------------- writing
+
+
+async def test_multipart_write_reads_back_identical(store: S3Store, raw_s3: Any) -> None:
+    data = random.Random(1).randbytes(2 * PART + 1234)  # three parts
+    async with store.open("big.bin", "wb") as f:
+        for i in range(0, len(data), 1 << 20):
+            await f.write(data[i : i + (1 << 20)])
+    st = await store.stat("big.bin")
+    assert st.size == len(data)
+    assert st.etag is not None
+    assert st.etag.endswith("-3"), "expected a three-part multipart upload"
+    assert await store.read_bytes("big.bin") == data
+    assert _pending_uploads(raw_s3, store) == []
+
+
+async def test_small_write_is_one_put(store: S3Store) -> None:
+    await store.write_bytes("small.bin", b"x" * 1000)
+    st = await store.stat("small.bin")
+    assert st.etag is not None
+    assert "-" not in st.etag  # not a multipart ETag
+
+
+async def test_write_of_exactly_one_part(store: S3Store) -> None:
+    data = os.urandom(PART)
+    await store.write_bytes("one.bin", data)
+    assert await store.read_bytes("one.bin") == data
+
+
+async def test_exception_aborts_multipart_write(store: S3Store, raw_s3: Any) -> None:
+    pending: list[list[str]] = []
+
+    async def crash(name: str) -> None:
+        async with store.open(name, "wb") as f:
+            await f.write(os.urandom(2 * PART + 1))  # two parts sent already
+            pending.append(_pending_uploads(raw_s3, store))
+            raise RuntimeError("crash")
+
+    await store.write_bytes("kept.bin", b"old content")
+    with pytest.raises(RuntimeError, match="crash"):
+        await crash("kept.bin")
+    assert pending == [["kept.bin"]]
+    assert _pending_uploads(raw_s3, store) == []
+    assert await store.read_bytes("kept.bin") == b"old content"
+    with pytest.raises(RuntimeError, match="crash"):
+        await crash("new.bin")
+    assert _pending_uploads(raw_s3, store) == []
+    assert not await store.exists("new.bin")
+    assert sorted(_keys(raw_s3, store)) == ["kept.bin"]
+
+
+async def test_cancellation_aborts_multipart_write(store: S3Store, raw_s3: Any) -> None:
+    started = anyio.Event()
+
+    async def writer() -> None:
+        async with store.open("cancelled.bin", "wb") as f:
+            await f.write(os.urandom(2 * PART + 1))
+            started.set()
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer)
+        await started.wait()
+        assert _pending_uploads(raw_s3, store) == ["cancelled.bin"]
+        tg.cancel_scope.cancel()
+    assert _pending_uploads(raw_s3, store) == []
+    assert not await store.exists("cancelled.bin")
+
+
+async def test_cancellation_while_parts_are_in_flight(store: S3Store, raw_s3: Any) -> None:
+    with anyio.move_on_after(0.05) as scope:
+        async with store.open("racing.bin", "wb") as f:
+            for _ in range(20):
+                await f.write(os.urandom(PART))
+    if not scope.cancelled_caught:  # pragma: no cover - a very fast server
+        pytest.skip("the writes finished before the deadline")
+    assert _pending_uploads(raw_s3, store) == []
+    assert not await store.exists("racing.bin")
+
+
+async def test_exclusive_multipart_write_loses_race(store: S3Store, raw_s3: Any) -> None:
+    f = await store.open("race.bin", "xb")
+    await f.write(os.urandom(2 * PART + 1))
+    await store.write_bytes("race.bin", b"the winner")
+    with pytest.raises(FileExistsError):
+        await f.close()
+    assert await store.read_bytes("race.bin") == b"the winner"
+    assert _pending_uploads(raw_s3, store) == []
+
+
+# ----------------------------------------------------------------- reading
+
+
+@pytest.fixture
+async def blob(store: S3Store) -> bytes:
+    data = random.Random(7).randbytes(2 * PART + 777)
+    await store.write_bytes("blob.bin", data)
+    return data
+
+
+async def test_ranged_reads_and_seeks(store: S3Store, blob: bytes) -> None:
+    rng = random.Random(3)
+    async with store.open("blob.bin", "rb") as f:
+        assert await f.read(10) == blob[:10]
+        for _ in range(25):
+            pos = rng.randrange(len(blob))
+            n = rng.choice([1, 100, PART - 3, PART + 5, 3 * PART])
+            assert await f.seek(pos) == pos
+            assert await f.read(n) == blob[pos : pos + n]
+            assert await f.tell() == min(pos + n, len(blob))
+        assert await f.seek(-100, io.SEEK_END) == len(blob) - 100
+        assert await f.read() == blob[-100:]
+        assert await f.read(1) == b""
+        await f.seek(PART - 1)
+        await f.seek(2, io.SEEK_CUR)
+        assert await f.read(4) == blob[PART + 1 : PART + 5]
+
+
+async def test_sequential_read_in_small_pieces(store: S3Store, blob: bytes) -> None:
+    pieces = []
+    async with store.open("blob.bin", "rb") as f:
+        while chunk := await f.read(1 << 20):
+            pieces.append(chunk)
+    assert b"".join(pieces) == blob
+
+
+async def test_whole_read_of_large_file(store: S3Store, blob: bytes) -> None:
+    async with store.open("blob.bin", "rb") as f:
+        await f.seek(3)
+        assert await f.read() == blob[3:]
+
+
+async def test_read_is_pinned_to_the_version_opened(store: S3Store, blob: bytes) -> None:
+    async with store.open("blob.bin", "rb") as f:
+        assert await f.read(10) == blob[:10]
+        await store.write_bytes("blob.bin", b"replaced")
+        await f.seek(2 * PART)  # beyond the block fetched at open
+        with pytest.raises(OSError) as info:
+            await f.read(10)
+    assert info.value.errno == errno.ESTALE
+    assert "blob.bin" in str(info.value)
+
+
+async def test_read_of_empty_file(store: S3Store) -> None:
+    await store.write_bytes("empty", b"")
+    assert await store.read_bytes("empty") == b""
+    async with store.open("empty", "rb") as f:
+        assert await f.read(10) == b""
+
+
+# ---------------------------------------------------------------- listings
+
+
+async def test_listing_and_rmtree_over_many_keys(store: S3Store, raw_s3: Any) -> None:
+    count = 1100  # more than one page of 1000
+    names = [f"many/d{i % 3}/f{i:05d}" for i in range(count)]
+    limit = anyio.Semaphore(32)
+
+    async def put(name: str) -> None:
+        async with limit:
+            await store.write_bytes(name, b"x")
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(put, name)
+    await store.makedirs("many/d0/empty")
+    assert await store.listdir("many") == ["d0", "d1", "d2"]
+    listed = await store.listdir("many/d0")
+    assert len(listed) == len([n for n in names if n.startswith("many/d0/")]) + 1
+    assert "empty" in listed
+    walked = 0
+    async for _, _, files in store.walk("many"):
+        walked += len(files)
+    assert walked == count
+    assert len(await store.glob("many/**/f*")) == count
+    assert await store.size("many") == count
+    await store.rmtree("many")
+    assert not await store.exists("many")
+    assert _keys(raw_s3, store) == []
+    assert await store.listdir(store.root) == []
+
+
+async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: Any) -> None:
+    await store.makedirs("src/empty")
+    await store.write_bytes("src/a/b.txt", b"b")
+    await store.rename("src", "dst")
+    assert not await store.exists("src")
+    assert await store.isdir("dst/empty")
+    assert await store.read_bytes("dst/a/b.txt") == b"b"
+    assert sorted(_keys(raw_s3, store)) == ["dst/a/b.txt", "dst/empty/"]
+
+
+SPECIAL = ["with space.txt", "ünï/cødé.bin", "a+b.txt", "100%25.txt", "k=v.txt", "what?.txt"]
+
+
+async def test_special_keys_are_stored_unchanged(store: S3Store, raw_s3: Any) -> None:
+    for name in SPECIAL:
+        await store.write_bytes(f"sp/{name}", name.encode())
+    assert sorted(_keys(raw_s3, store)) == sorted(f"sp/{n}" for n in SPECIAL)
+    for name in SPECIAL:
+        assert await store.read_bytes(f"sp/{name}") == name.encode()
+    await store.copyfile("sp/what?.txt", "sp/copy +%=?.txt")
+    assert await store.read_bytes("sp/copy +%=?.txt") == b"what?.txt"
+    await store.rename("sp", "moved")
+    assert sorted(_keys(raw_s3, store)) == sorted(
+        [f"moved/{n}" for n in SPECIAL] + ["moved/copy +%=?.txt"]
+    )
+    await store.rmtree("moved")
+    assert _keys(raw_s3, store) == []
+
+
+# ------------------------------------------------------------------ copies
+
+
+async def test_copy_of_large_file_in_parts(store: S3Store) -> None:
+    store.multipart_copy_threshold = PART
+    store.copy_part_size = PART
+    data = random.Random(5).randbytes(2 * PART + 99)
+    await store.write_bytes("orig.bin", data)
+    await store.copyfile("orig.bin", "copy.bin")
+    assert await store.read_bytes("copy.bin") == data
+    await store.rename("copy.bin", "moved.bin")  # a file's rename: one server-side copy
+    assert await store.read_bytes("moved.bin") == data
+    await store.makedirs("dir")
+    await store.copyfile("orig.bin", "dir/orig.bin")
+    await store.rename("dir", "dir2")  # a directory's rename: copies in parts (size known)
+    assert await store.read_bytes("dir2/orig.bin") == data
+
+
+# ------------------------------------------------------------------ errors
+
+
+async def test_wrong_secret_is_permission_error(s3_root: str, seaweedfs: SeaweedFS) -> None:
+    options = seaweedfs.store_options(secret="not-the-secret", retries=0)
+    async with S3Store(s3_root, **options) as bad:
+        with pytest.raises(PermissionError) as info:
+            await bad.read_bytes("anything")
+        assert "not-the-secret" not in str(info.value)
+        with pytest.raises(PermissionError):
+            await bad.listdir(bad.root)
+        with pytest.raises(PermissionError):
+            await bad.write_bytes("x", b"1")
+        with pytest.raises(PermissionError):
+            await bad.exists("x")  # never reported as "missing"
+
+
+async def test_unknown_access_key_is_permission_error(s3_root: str, seaweedfs: SeaweedFS) -> None:
+    options = seaweedfs.store_options(key="nobody", retries=0)
+    async with S3Store(s3_root, **options) as bad:
+        with pytest.raises(PermissionError):
+            await bad.stat("x")
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_unreachable_endpoint_is_connection_error() -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    async with S3Store(
+        f"s3://{BUCKET}/x",
+        endpoint_url=endpoint,
+        key="k",
+        secret="s",
+        retries=0,
+        connect_timeout=2,
+        read_timeout=2,
+    ) as store:
+        for call in (store.exists("a"), store.read_bytes("a"), store.write_bytes("a", b"1")):
+            with pytest.raises(artifactio.StoreConnectionError) as info:
+                await call
+            assert endpoint in str(info.value)
+            assert isinstance(info.value, ConnectionError)
+
+
+async def test_missing_bucket_is_named(seaweedfs: SeaweedFS) -> None:
+    async with S3Store("s3://no-such-bucket-here/p", **seaweedfs.store_options()) as store:
+        with pytest.raises(FileNotFoundError, match="no-such-bucket-here"):
+            await store.listdir(store.root)
+
+
+def test_secrets_never_shown(seaweedfs: SeaweedFS) -> None:
+    store = S3Store(f"s3://{BUCKET}/p", **seaweedfs.store_options(token="tok-en"))
+    for text in (repr(store), str(store), repr(store.config), str(store.config)):
+        assert seaweedfs.secret_key not in text
+        assert "tok-en" not in text
+
+
+def test_key_without_secret_is_rejected() -> None:
+    with pytest.raises(ValueError, match="both key and secret"):
+        S3Store("s3://bucket/p", key="k")
+
+
+def test_root_needs_a_bucket() -> None:
+    with pytest.raises(ValueError, match="bucket"):
+        S3Store("s3://")
+
+
+def test_open_store_picks_s3(seaweedfs: SeaweedFS) -> None:
+    store = artifactio.open_store(f"s3://{BUCKET}/p", **seaweedfs.store_options())
+    assert isinstance(store, S3Store)
+    assert store.part_size == 8 * MiB
+
+
+def test_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert S3Store("s3://b/p").endpoint_url == "http://127.0.0.1:1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2")
+    assert S3Store("s3://b/p").endpoint_url == "http://127.0.0.1:2"
+    assert S3Store("s3://b/p", endpoint_url="http://127.0.0.1:3").endpoint_url == (
+        "http://127.0.0.1:3"
+    )
+
+
+def _client_error(code: str, status: int, message: str = "msg") -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "GetObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_client_error("NoSuchKey", 404), FileNotFoundError),
+        (_client_error("404", 404, "Not Found"), FileNotFoundError),
+        (_client_error("NoSuchBucket", 404), FileNotFoundError),
+        (_client_error("AccessDenied", 403), PermissionError),
+        (_client_error("InvalidAccessKeyId", 403), PermissionError),
+        (_client_error("SignatureDoesNotMatch", 403), PermissionError),
+        (_client_error("403", 403, "Forbidden"), PermissionError),
+        (_client_error("PreconditionFailed", 412), FileExistsError),
+        (_client_error("InternalError", 500), OSError),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), ConnectionError),
+        (ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), ConnectionError),
+    ],
+)
+def test_error_mapping(exc: Exception, expected: type[OSError]) -> None:
+    mapped = _map_error(exc, "read", "bkt", "a/key", "http://127.0.0.1:9")
+    assert type(mapped) is expected or (
+        expected is ConnectionError and isinstance(mapped, artifactio.StoreConnectionError)
+    )
+    assert "a/key" in str(mapped)
+    assert "read" in str(mapped)
+    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "NoSuchBucket":
+        assert "bucket 'bkt' does not exist" in str(mapped)
+
+
+# ------------------------------------------------------------ event loops
+
+
+def test_store_used_from_two_asyncio_runs(s3_root: str, s3_options: dict[str, Any]) -> None:
+    store = S3Store(s3_root, **s3_options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(store.write_bytes("a.txt", b"first loop"))
+        assert asyncio.run(store.read_bytes("a.txt")) == b"first loop"
+        asyncio.run(store.aclose())
+        gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == [], [str(w.message) for w in leaks]
+
+
+def test_store_used_from_two_loops_at_once(s3_root: str, s3_options: dict[str, Any]) -> None:
+    store = S3Store(s3_root, **s3_options)
+    ready = threading.Barrier(2)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def other_loop() -> None:
+        async def main() -> None:
+            await store.write_bytes("other.txt", b"other loop")
+            ready.wait()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    async def here() -> None:
+        await store.write_bytes("here.txt", b"this loop")
+        ready.wait()
+        assert await store.read_bytes("other.txt") == b"other loop"
+        await store.aclose()  # closes the other loop's client too, in that loop
+        stop.set()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        try:
+            asyncio.run(here())
+        finally:
+            stop.set()
+            thread.join()
+        gc.collect()
+    assert errors == []
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == [], [str(w.message) for w in leaks]
+
+
+async def test_aclose_closes_clients(s3_root: str, s3_options: dict[str, Any]) -> None:
+    store = S3Store(s3_root, **s3_options)
+    await store.write_bytes("a.txt", b"1")
+    client = await store._client()
+    assert isinstance(client, S3Client)
+    session = client.s3._endpoint.http_session
+    assert session._sessions  # a live aiohttp session
+    await store.aclose()
+    assert not session._sessions
+    with pytest.raises(artifactio.StoreClosedError):
+        await store.exists("a.txt")
+    await store.aclose()  # twice is fine
+
+
+def test_client_closed_when_its_loop_ends(s3_root: str, s3_options: dict[str, Any]) -> None:
+    store = S3Store(s3_root, **s3_options)
+
+    async def use() -> Any:
+        await store.exists("a")
+        client = await store._client()
+        assert isinstance(client, S3Client)
+        return client.s3._endpoint.http_session
+
+    session = asyncio.run(use())  # the store is not closed, its loop is gone
+    assert not session._sessions
+    asyncio.run(store.aclose())
