@@ -569,8 +569,13 @@ class _ResumableUpload(Upload):
     async def complete(self, final: bytes) -> None:
         resource = await self._send(final, final=True)
         self._done = True
-        if resource is not None:
-            await self._client._check_upload(self._bucket, self._key, resource, self._crc)
+        if resource is None:  # the answer was lost after GCS finished: ask for the object
+            meta = await self._client.head(self._bucket, self._key)
+            if meta is None:
+                raise os_error(OSError, "write", self._path, "upload vanished", code=errno.EIO)
+            crc = (meta.checksum or "").removeprefix("crc32c:")
+            resource = {"crc32c": crc, "generation": meta.version}
+        await self._client._check_upload(self._bucket, self._key, resource, self._crc)
 
     async def _send(self, data: bytes, *, final: bool) -> dict[str, Any] | None:
         """PUT ``data`` at the current offset; on a retryable failure resume where GCS stopped."""
