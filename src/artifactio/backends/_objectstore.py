@@ -76,6 +76,9 @@ _PARTS_PER_STEP = 1000
 _MAX_PARALLEL_READS = 8
 """Ranged GETs in flight for one large ``read``."""
 
+_ABORT_GRACE = 30.0
+"""Seconds an aborting writer waits for its parts in flight before cancelling them."""
+
 _ROOT_INFO = EntryInfo("dir")
 
 
@@ -838,6 +841,7 @@ class _ObjectWriter(RawWriter):
         self._exclusive = exclusive
         self._buf = bytearray()
         self._upload: Upload | None = None
+        self._starting: asyncio.Task[Upload] | None = None
         self._parts = 0
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -856,10 +860,14 @@ class _ObjectWriter(RawWriter):
 
     async def _send(self, part: bytes) -> None:
         if self._upload is None:
-            client = await self._store._client()
-            self._upload = await client.upload(
-                self._store.bucket, self._obj, exclusive=self._exclusive
-            )
+            if self._starting is None:
+                client = await self._store._client()
+                self._starting = asyncio.get_running_loop().create_task(
+                    client.upload(self._store.bucket, self._obj, exclusive=self._exclusive)
+                )
+            # Shielded: once the server may have made the upload, abort() must learn
+            # its id to discard it, whatever cancels this task meanwhile.
+            self._upload = await asyncio.shield(self._starting)
         upload = self._upload
         while len(self._in_flight) >= max(1, upload.max_in_flight):
             await self._wait_one()
@@ -883,17 +891,27 @@ class _ObjectWriter(RawWriter):
         while self._in_flight:
             await self._wait_one()
         await self._upload.complete(data)
-        self._upload = None
+        self._upload = self._starting = None
 
     async def abort(self) -> None:
         self._buf.clear()
         tasks, self._in_flight = self._in_flight, set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:
+            # Let parts already on the wire land first: one that a server finished
+            # after the abort could bring the upload back. Cancel what lingers.
+            _, late = await asyncio.wait(tasks, timeout=_ABORT_GRACE)
+            for task in late:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
         upload, self._upload = self._upload, None
+        starting, self._starting = self._starting, None
+        if upload is None and starting is not None:
+            try:
+                upload = await starting
+            except BaseException:  # the upload was never made
+                upload = None
         if upload is not None:
             try:
                 await upload.abort()
