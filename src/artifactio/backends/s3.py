@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import urllib.parse
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["S3Store"]
+
+logger = logging.getLogger("artifactio.s3")
 
 GiB = 1024**3
 
@@ -240,6 +243,7 @@ class S3Client(ObjectClient):
         self._max_in_flight = max_in_flight
         self._copy_threshold = copy_threshold
         self._copy_part_size = copy_part_size
+        self._orphans: set[asyncio.Task[Any]] = set()
 
     def error(self, exc: Exception, op: str, bucket: str, key: str) -> OSError:
         """The mapped error for a failure of ``op`` on ``bucket``/``key``."""
@@ -367,13 +371,42 @@ class S3Client(ObjectClient):
                     return
             raise self.error(exc, "copy", bucket, src) from exc
 
+    async def _create_upload(self, op: str, bucket: str, key: str, **extra: Any) -> str:
+        """Start a multipart upload and return its id.
+
+        The request runs shielded: if the caller is cancelled meanwhile, the upload
+        the server may still make is aborted as soon as its id is known.
+        """
+        starting = asyncio.get_running_loop().create_task(
+            self.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+        )
+        try:
+            created = await asyncio.shield(starting)
+        except _FAILURES as exc:
+            raise self.error(exc, op, bucket, key) from exc
+        except BaseException:
+            starting.add_done_callback(lambda task: self._abort_orphan(task, bucket, key))
+            raise
+        return str(created["UploadId"])
+
+    def _abort_orphan(self, task: asyncio.Task[Any], bucket: str, key: str) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        upload_id = task.result()["UploadId"]
+        orphan = asyncio.get_running_loop().create_task(
+            self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        )
+        self._orphans.add(orphan)
+        orphan.add_done_callback(self._orphan_done)
+
+    def _orphan_done(self, task: asyncio.Task[Any]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("could not abort an orphaned upload: %s", task.exception())
+
     async def _copy_in_parts(self, bucket: str, src: str, dst: str, size: int) -> None:
         part = max(self._copy_part_size, -(-size // 10_000))
-        try:
-            created = await self.s3.create_multipart_upload(Bucket=bucket, Key=dst)
-        except _FAILURES as exc:
-            raise self.error(exc, "copy", bucket, dst) from exc
-        upload_id = created["UploadId"]
+        upload_id = await self._create_upload("copy", bucket, dst)
         etags: dict[int, str] = {}
         limit = asyncio.Semaphore(self._max_in_flight)
 
@@ -438,15 +471,12 @@ class S3Client(ObjectClient):
             raise self.error(fake, "delete", bucket, failure.get("Key", "")) from None
 
     async def upload(self, bucket: str, key: str, *, exclusive: bool) -> Upload:
-        try:
-            created = await self.s3.create_multipart_upload(
-                Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32"
-            )
-        except _FAILURES as exc:
-            raise self.error(exc, "write", bucket, key) from exc
-        return _S3Upload(self, bucket, key, created["UploadId"], exclusive, self._max_in_flight)
+        upload_id = await self._create_upload("write", bucket, key, ChecksumAlgorithm="CRC32")
+        return _S3Upload(self, bucket, key, upload_id, exclusive, self._max_in_flight)
 
     async def aclose(self) -> None:
+        if self._orphans:
+            await asyncio.wait(self._orphans, timeout=30)
         await self.s3.close()
 
 
