@@ -171,15 +171,41 @@ async def test_cancellation_aborts_multipart_write(store: S3Store, raw_s3: Any) 
     assert not await store.exists("cancelled.bin")
 
 
-async def test_cancellation_while_parts_are_in_flight(store: S3Store, raw_s3: Any) -> None:
-    with anyio.move_on_after(0.05) as scope:
+async def test_cancellation_while_the_upload_is_being_created(store: S3Store, raw_s3: Any) -> None:
+    client = await store._client()
+    assert isinstance(client, S3Client)
+    real = client.s3.create_multipart_upload
+    made = anyio.Event()
+
+    async def slow_answer(**kwargs: Any) -> Any:
+        answer = await real(**kwargs)  # the server has made the upload ...
+        made.set()
+        await anyio.sleep(0.2)  # ... but its id reaches the writer only later
+        return answer
+
+    client.s3.create_multipart_upload = slow_answer
+
+    async def writer() -> None:
         async with store.open("racing.bin", "wb") as f:
-            for _ in range(20):
-                await f.write(os.urandom(PART))
-    if not scope.cancelled_caught:  # pragma: no cover - a very fast server
-        pytest.skip("the writes finished before the deadline")
+            await f.write(os.urandom(2 * PART + 1))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer)
+        await made.wait()
+        tg.cancel_scope.cancel()
     assert _pending_uploads(raw_s3, store) == []
     assert not await store.exists("racing.bin")
+
+
+async def test_cancellation_at_any_moment_leaves_nothing(store: S3Store, raw_s3: Any) -> None:
+    for delay in (0.01, 0.03, 0.06, 0.1, 0.2):
+        with anyio.move_on_after(delay):
+            async with store.open("racing.bin", "wb") as f:
+                for _ in range(8):
+                    await f.write(os.urandom(PART))
+        assert _pending_uploads(raw_s3, store) == [], f"left after a cancel at {delay} s"
+        if await store.exists("racing.bin"):  # the write finished in time
+            await store.remove("racing.bin")
 
 
 async def test_exclusive_multipart_write_loses_race(store: S3Store, raw_s3: Any) -> None:
