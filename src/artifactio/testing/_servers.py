@@ -213,20 +213,21 @@ class SeaweedFS:
             return self
         binary = self._binary or find_weed()
         started = time.perf_counter()
-        for attempt in range(3):  # a port taken between choosing and binding: try again
-            self._launch(binary)
-            try:
-                self._wait_ready(started)
-                break
-            except _PortTaken:
-                self.stop()
-                if attempt == 2:
-                    raise RuntimeError("SeaweedFS: ports kept being taken") from None
-            except BaseException:
-                self.stop()
-                raise
-        for bucket in self._buckets:
-            self.create_bucket(bucket)
+        try:
+            for attempt in range(3):  # a port taken between choosing and binding: try again
+                self._launch(binary)
+                try:
+                    self._wait_ready(started)
+                    break
+                except _PortTaken:
+                    self.stop()
+                    if attempt == 2:
+                        raise RuntimeError("SeaweedFS: ports kept being taken") from None
+            for bucket in self._buckets:
+                self.create_bucket(bucket)
+        except BaseException:
+            self.stop()
+            raise
         self.startup_seconds = time.perf_counter() - started
         return self
 
