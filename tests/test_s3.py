@@ -563,3 +563,19 @@ def test_client_closed_when_its_loop_ends(s3_root: str, s3_options: dict[str, An
     session = asyncio.run(use())  # the store is not closed, its loop is gone
     assert not session._sessions
     asyncio.run(store.aclose())
+
+
+# ---------------------------------------------------------------- launcher
+
+
+def test_launcher_cleans_up_after_a_failed_start(seaweedfs: SeaweedFS) -> None:
+    from artifactio.testing._servers import SeaweedFS as Launcher
+
+    server = Launcher(buckets=["x"])  # too short a name: bucket creation fails
+    with pytest.raises(ClientError, match="InvalidBucketName"):
+        server.start()
+    assert server.pid is None
+    assert server._workdir is None
+    for port in server.ports.values():
+        assert not os.path.exists(f"/tmp/seaweedfs-s3-{port}.sock")
+    assert seaweedfs.pid is not None  # the session's server is another process
