@@ -406,6 +406,23 @@ async def test_unreachable_endpoint_is_connection_error() -> None:
             assert isinstance(info.value, ConnectionError)
 
 
+async def test_silent_endpoint_times_out() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel; nothing ever answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with S3Store(
+            f"s3://{BUCKET}/x",
+            endpoint_url=endpoint,
+            key="k",
+            secret="s",
+            retries=0,
+            read_timeout=0.5,
+        ) as store:
+            with pytest.raises(artifactio.StoreConnectionError, match="cannot reach"):
+                await store.exists("a")
+
+
 async def test_missing_bucket_is_named(seaweedfs: SeaweedFS) -> None:
     async with S3Store("s3://no-such-bucket-here/p", **seaweedfs.store_options()) as store:
         with pytest.raises(FileNotFoundError, match="no-such-bucket-here"):
