@@ -556,6 +556,8 @@ class S3Store(ObjectStore):
             max_pool_connections=cfg.concurrency,
             s3={"addressing_style": "path"} if endpoint else None,
             user_agent_extra=f"artifactio/{__version__}",
+            # Load botocore's JSON models in a worker thread, not on the event loop.
+            warm_up_loader_caches=True,
         )
         kwargs: dict[str, Any] = {"config": aio_config}
         region = cfg.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
