@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import stat as stat_module
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import anyio
 
@@ -47,11 +47,13 @@ from ._paths import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from typing_extensions import Self
 
 __all__ = ["AsyncArtifactStore", "DirEntry", "EntryInfo", "StatResult", "WalkEntry"]
+
+T = TypeVar("T")
 
 WalkEntry = tuple[str, list[str], list[str]]
 """One step of :meth:`AsyncArtifactStore.walk`: ``(dirpath, dirnames, filenames)``."""
@@ -311,20 +313,27 @@ class AsyncArtifactStore(abc.ABC):
     async def _aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's connections and sessions."""
 
-    async def _for_each(self, items: Iterable[str], func: Callable[[str], Any]) -> None:
-        """Run ``func`` on every item with at most ``concurrency`` in flight."""
+    async def _for_each(self, items: Iterable[T], func: Callable[[T], Awaitable[Any]]) -> None:
+        """Run ``func`` on every item with at most ``concurrency`` in flight.
+
+        A task is started only when a slot is free, so a long list costs no more
+        than ``concurrency`` tasks at a time. The first failure cancels the rest.
+        """
         if in_inline_mode():  # driven by the sync facade without an event loop: one by one
             for item in items:
                 await func(item)
             return
         limit = anyio.Semaphore(max(self.concurrency, 1))
 
-        async def one(item: str) -> None:
-            async with limit:
+        async def one(item: T) -> None:
+            try:
                 await func(item)
+            finally:
+                limit.release()
 
         async with anyio.create_task_group() as tg:
             for item in items:
+                await limit.acquire()
                 tg.start_soon(one, item)
 
     # ------------------------------------------------------------------ the API

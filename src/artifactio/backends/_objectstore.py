@@ -590,7 +590,20 @@ class ObjectStore(AsyncArtifactStore):
 
     async def _create_dir(self, key: str, *, parents: bool) -> None:
         client = await self._client()
-        await client.put(self.bucket, self._prefix(key), b"", exclusive=False)
+        if not parents:
+            await client.put(self.bucket, self._prefix(key), b"", exclusive=False)
+            return
+        # Every directory makedirs makes outlives its children, as on a disk: so
+        # the missing parents get a marker too (all at once; rewriting the marker
+        # of a parent that already exists changes nothing).
+        levels = [key]
+        while "/" in levels[-1]:
+            levels.append(levels[-1].rpartition("/")[0])
+
+        async def mark(level: str) -> None:
+            await client.put(self.bucket, self._prefix(level), b"", exclusive=False)
+
+        await self._for_each(levels, mark)
 
     async def _remove_dir(self, key: str) -> None:
         client = await self._client()
@@ -618,7 +631,7 @@ class ObjectStore(AsyncArtifactStore):
             else:
                 await client.copy(self.bucket, meta.key, target, size=meta.size)
 
-        await self._bounded(one, listed)
+        await self._for_each(listed, one)
         await self._delete_keys(client, src_prefix, (meta.key for meta in listed))
 
     async def _rmtree(self, key: str) -> None:
@@ -679,26 +692,8 @@ class ObjectStore(AsyncArtifactStore):
         async def delete(keys: list[str]) -> None:
             await client.delete_many(self.bucket, keys)
 
-        await self._bounded(delete, chunks)
+        await self._for_each(chunks, delete)
         await self._delete_dirs(client, dirs)
-
-    async def _bounded(self, func: Callable[[Any], Awaitable[None]], items: list[Any]) -> None:
-        """Run ``func`` on every item with at most ``concurrency`` in flight."""
-        if len(items) == 1:
-            await func(items[0])
-            return
-        limit = anyio.Semaphore(max(self.concurrency, 1))
-
-        async def one(item: Any) -> None:
-            try:
-                await func(item)
-            finally:
-                limit.release()
-
-        async with anyio.create_task_group() as tg:
-            for item in items:
-                await limit.acquire()
-                tg.start_soon(one, item)
 
 
 # ------------------------------------------------------------------- reading

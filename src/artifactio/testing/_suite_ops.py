@@ -353,11 +353,15 @@ class OperationTests:
         assert await snapshot(store) == {"src.bin": b"source", "other.bin": b"other", "empty": None}
         await store.rmtree(full_path(store, "empty"))
         assert await store.listdir(".") == ["other.bin", "src.bin"]
-        # "p" made on its own: whether the missing parents makedirs creates on an
-        # object store outlive their children is left open (one marker per call).
         await make_tree(store, {"p": None, "p/q/r": None})
         await store.rmtree("p/q")
         assert await store.listdir("p") == []  # the parent stays
+        # The parents makedirs creates are directories like any other: they
+        # outlive what is removed below them, on object stores too.
+        await store.makedirs("m/n/o")
+        await store.rmtree("m/n/o")
+        assert await store.listdir("m") == ["n"]
+        assert await store.listdir("m/n") == []
 
     async def test_rmtree_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
