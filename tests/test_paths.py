@@ -155,3 +155,22 @@ def test_pathlike_bytes() -> None:
             return b"/tmp/q"
 
     assert coerce_path(P()) == "/tmp/q"
+
+
+@pytest.mark.parametrize("root_uri", ["/data/a", "/", "file:///data/a", "s3://b/p", "memory://"])
+def test_fast_path_agrees_with_full_rules(root_uri: str) -> None:
+    """``key()`` takes a shortcut for str paths that are already normal; bytes never do."""
+    root = StoreRoot.parse(root_uri)
+    base = root.uri.rstrip("/")
+    names = ["x", "x/y", ".h", "x/.h", "x/..", "x/../y", "./x", "x//y", "x/", "caf\u00e9", "x/./y"]
+    candidates = [*names, *(f"{base}/{n}" for n in names), f"{base}/", base]
+    for path in candidates:
+        try:
+            expected: object = root.key(path.encode())
+        except (InvalidPathError, PathOutsideStoreError) as exc:
+            expected = type(exc)
+        try:
+            got: object = root.key(path)
+        except (InvalidPathError, PathOutsideStoreError) as exc:
+            got = type(exc)
+        assert got == expected, path

@@ -153,9 +153,21 @@ class StoreRoot:
             return self._prefix + key
         return f"{self._prefix}/{key}"
 
+    @functools.cached_property
+    def _os_base(self) -> str:
+        return "/" + "/".join(self.parts)
+
+    @functools.cached_property
+    def _child_prefix(self) -> str:
+        """What every full path below the root starts with (the root plus a slash)."""
+        return self._prefix if self._prefix.endswith("/") else self._prefix + "/"
+
     def os_path(self, key: str) -> str:
         """For local roots, the plain filesystem path of ``key``."""
-        return "/" + "/".join((*self.parts, *key.split("/"))) if key else "/" + "/".join(self.parts)
+        base = self._os_base
+        if not key:
+            return base
+        return base + key if base == "/" else f"{base}/{key}"
 
     def key(self, path: object, op: str = "") -> str:
         """Turn a user's path into a key relative to this root.
@@ -171,6 +183,26 @@ class StoreRoot:
             InvalidPathError: See :func:`coerce_path`.
             PathOutsideStoreError: The path is not the root or below it.
         """
+        if type(path) is str:
+            # Fast path: a full path in the root's own spelling, or a relative path
+            # without a scheme, that is already normal (no empty, "." or ".."
+            # components, no trailing slash).
+            if path.startswith(self._child_prefix):
+                rest = path[len(self._child_prefix) :]
+            elif path[:1] not in ("/", "") and "://" not in path:
+                rest = path
+            else:
+                rest = ""
+            if (
+                rest
+                and rest[0] != "."
+                and "//" not in rest
+                and "/." not in rest
+                and rest[-1] != "/"
+                and "\x00" not in rest
+                and rest.isascii()
+            ):
+                return rest
         text = coerce_path(path, op)
         scheme, rest = split_scheme(text)
         if scheme:
