@@ -195,7 +195,7 @@ class StoreRoot:
                 rest = ""
             if (
                 rest
-                and rest[0] != "."
+                and rest[0] not in "./"
                 and "//" not in rest
                 and "/." not in rest
                 and rest[-1] != "/"
