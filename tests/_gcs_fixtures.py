@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 
-from artifactio.testing._gcs_server import FakeGCSServer, fake_gcs_server
+if TYPE_CHECKING:
+    from artifactio.embedded import FakeGCSServer
 
-__all__ = ["fake_gcs_server", "gcs_root"]
+__all__ = ["gcs_root"]
 
 
 @pytest.fixture

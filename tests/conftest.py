@@ -9,10 +9,10 @@ import pytest
 
 # Plain ``assert`` in the importable conformance suite gets pytest's messages too.
 pytest.register_assert_rewrite("artifactio.testing")
-from _gcs_fixtures import fake_gcs_server, gcs_root  # noqa: E402, F401 - GCS fixtures
+from _gcs_fixtures import gcs_root  # noqa: E402, F401 - GCS fixtures
 
-# The session's SeaweedFS (S3) server, shared by every module that asks for it.
-from artifactio.testing._servers import seaweedfs  # noqa: E402, F401
+# The session's SeaweedFS (S3) and fake-gcs-server (GCS), shared by every module that asks.
+from _server_fixtures import fake_gcs_server, seaweedfs  # noqa: E402, F401
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

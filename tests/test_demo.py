@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from artifactio.testing._gcs_server import FakeGCSServer
-from artifactio.testing._servers import SeaweedFS
+from artifactio.embedded import FakeGCSServer, SeaweedFS
 
 
 def _run_demo(*args: str) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from artifactio.testing._gcs_server import FakeGCSServer
+    from artifactio.embedded import FakeGCSServer
 
 pytestmark = pytest.mark.gcs
 

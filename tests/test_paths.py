@@ -162,7 +162,8 @@ def test_fast_path_agrees_with_full_rules(root_uri: str) -> None:
     """``key()`` takes a shortcut for str paths that are already normal; bytes never do."""
     root = StoreRoot.parse(root_uri)
     base = root.uri.rstrip("/")
-    names = ["x", "x/y", ".h", "x/.h", "x/..", "x/../y", "./x", "x//y", "x/", "caf\u00e9", "x/./y", "/x", "//x"]
+    names = ["x", "x/y", ".h", "x/.h", "x/..", "x/../y", "./x", "x//y", "x/", "caf\u00e9", "x/./y"]
+    names += ["/x", "//x"]
     candidates = [*names, *(f"{base}/{n}" for n in names), f"{base}/", base]
     for path in candidates:
         try:

@@ -31,7 +31,7 @@ from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from artifactio.testing._servers import SeaweedFS
+    from artifactio.embedded import SeaweedFS
 
 pytestmark = pytest.mark.s3
 
@@ -587,7 +587,7 @@ def test_client_closed_when_its_loop_ends(s3_root: str, s3_options: dict[str, An
 
 
 def test_launcher_cleans_up_after_a_failed_start(seaweedfs: SeaweedFS) -> None:
-    from artifactio.testing._servers import SeaweedFS as Launcher
+    from artifactio.embedded import SeaweedFS as Launcher
 
     server = Launcher(buckets=["x"])  # too short a name: bucket creation fails
     with pytest.raises(ClientError, match="InvalidBucketName"):

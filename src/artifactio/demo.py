@@ -115,22 +115,29 @@ def run_demo(uri: str, **options: Any) -> None:
 
 @contextlib.contextmanager
 def _embedded_servers() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Start whichever embedded test servers are installed; yield (uri, options) pairs."""
+    """Start the embedded S3 and GCS servers; yield the (uri, options) to run on.
+
+    A server is skipped, with a note saying why, when its package is missing or
+    when the environment already points that backend at an endpoint (then pass
+    its URI to the demo instead).
+    """
+    from .embedded import FakeGCSServer, SeaweedFS
+
     targets: list[tuple[str, dict[str, Any]]] = []
     with contextlib.ExitStack() as stack:
-        try:
-            from .testing._servers import SeaweedFS
-        except ImportError:
-            SeaweedFS = None  # type: ignore[assignment, misc]
-        if SeaweedFS is not None and SeaweedFS.available() and not _env_endpoint("S3"):
+        if _env_endpoint("S3"):
+            print("S3: an endpoint is configured in the environment; pass s3://... to use it")
+        elif not SeaweedFS.available():
+            print("S3: skipped, SeaweedFS is not installed (pip install 'artifactio[demo]')")
+        else:
             print("starting embedded SeaweedFS (S3) on 127.0.0.1 ...")
             s3 = stack.enter_context(SeaweedFS(buckets=["demo"]))
             targets.append(("s3://demo/artifacts", s3.store_options()))
-        try:
-            from .testing._gcs_server import FakeGCSServer
-        except ImportError:
-            FakeGCSServer = None  # type: ignore[assignment, misc]
-        if FakeGCSServer is not None and FakeGCSServer.available() and not _env_endpoint("GCS"):
+        if _env_endpoint("GCS"):
+            print("GCS: STORAGE_EMULATOR_HOST is set; pass gs://... to use it")
+        elif not FakeGCSServer.available():
+            print("GCS: skipped, fake-gcs-server is not installed (pip install 'artifactio[demo]')")
+        else:
             print("starting embedded fake-gcs-server (GCS) on 127.0.0.1 ...")
             gcs = stack.enter_context(FakeGCSServer(buckets=["demo"]))
             targets.append(("gs://demo/artifacts", gcs.store_options()))

