@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncFile",
+    "resolve_open_args",
     "AsyncReadFile",
     "AsyncTextReadFile",
     "AsyncTextWriteFile",
@@ -69,6 +70,35 @@ def parse_mode(mode: str) -> tuple[str, bool]:
         raise ValueError(
             f"open: invalid mode {mode!r}; expected one of r, rb, w, wb, a, ab, x, xb"
         ) from None
+
+
+_NEWLINES = (None, "", "\n", "\r", "\r\n")
+
+
+def resolve_open_args(
+    mode: str, encoding: str | None, errors: str | None, newline: str | None
+) -> tuple[str, bool, str, str]:
+    """Check ``open()``'s arguments as the builtin does, before anything is opened.
+
+    Returns:
+        ``(kind, binary, encoding, errors)`` with the text defaults filled in
+        (UTF-8, ``"strict"``).
+
+    Raises:
+        ValueError: An unknown mode, text options with a binary mode, or an
+            illegal ``newline``.
+        LookupError: An unknown encoding.
+    """
+    kind, binary = parse_mode(mode)
+    if binary:
+        if encoding is not None or errors is not None or newline is not None:
+            raise ValueError("open: encoding, errors and newline apply to text modes only")
+        return kind, binary, "utf-8", "strict"
+    encoding = encoding or "utf-8"
+    codecs.lookup(encoding)
+    if newline not in _NEWLINES:
+        raise ValueError(f"open: illegal newline value: {newline!r}")
+    return kind, binary, encoding, errors or "strict"
 
 
 class RawReader(abc.ABC):

@@ -35,7 +35,7 @@ from ._files import (
     OpenContext,
     RawReader,
     RawWriter,
-    parse_mode,
+    resolve_open_args,
 )
 from ._paths import (
     PathType,
@@ -375,13 +375,12 @@ class AsyncArtifactStore(abc.ABC):
             PermissionError: The path is outside the store.
         """
         target = _one_path(path, name)
-        kind, binary = parse_mode(mode)
-        if binary and (encoding is not None or errors is not None or newline is not None):
-            raise ValueError("open: encoding, errors and newline apply to text modes only")
+        kind, binary, text_encoding, text_errors = resolve_open_args(
+            mode, encoding, errors, newline
+        )
         key = self._key(target, "open")
         return OpenContext(
-            lambda: self._open(key, mode, kind, binary, encoding or "utf-8", errors or "strict",
-                               newline)
+            lambda: self._open(key, mode, kind, binary, text_encoding, text_errors, newline)
         )
 
     async def _open(

@@ -13,10 +13,10 @@ import weakref
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import StoreClosedError
-from .._files import parse_mode
+from .._files import resolve_open_args
 from .._registry import open_store
 from .._store import AsyncArtifactStore
-from ._files import check_text_options, wrap
+from ._files import wrap
 from ._runner import Runner
 
 if TYPE_CHECKING:
@@ -102,15 +102,13 @@ class FacadeBase:
         errors: str | None = None,
         newline: str | None = None,
     ) -> IO[Any]:
-        kind, binary = parse_mode(mode)
-        if binary and (encoding is not None or errors is not None or newline is not None):
-            raise ValueError("open: encoding, errors and newline apply to text modes only")
-        encoding = encoding or "utf-8"
-        errors = errors or "strict"
-        if not binary:
-            check_text_options(encoding, newline)
+        kind, binary, text_encoding, text_errors = resolve_open_args(
+            mode, encoding, errors, newline
+        )
         afile = self._runner.run(_opened(self._async, path, kind + "b", name))
-        return wrap(afile, self._runner, self, mode, kind, binary, encoding, errors, newline)
+        return wrap(
+            afile, self._runner, self, mode, kind, binary, text_encoding, text_errors, newline
+        )
 
     def _close(self) -> None:
         self._finalizer.detach()

@@ -45,7 +45,6 @@ __all__ = ["FileReader", "FileWriter", "RawBridge", "TextFileReader", "TextFileW
 BUFFER_SIZE = 256 * 1024
 """Buffer of the ``io.Buffered*`` layer: how much one call to the async file moves."""
 
-_NEWLINES = (None, "", "\n", "\r", "\r\n")
 
 _NATIVE_BOMS = {"utf-16": codecs.BOM_UTF16, "utf-32": codecs.BOM_UTF32}
 
@@ -359,18 +358,6 @@ class TextFileWriter(io.TextIOWrapper):
         if unclosed:
             self.buffer.raw.finalize()
             _warn_discarded(self.name, self)
-
-
-def check_text_options(encoding: str, newline: str | None) -> None:
-    """Reject what ``io.TextIOWrapper`` would, before anything is opened.
-
-    Raises:
-        LookupError: Unknown encoding.
-        ValueError: Illegal ``newline``.
-    """
-    codecs.lookup(encoding)
-    if newline not in _NEWLINES:
-        raise ValueError(f"open: illegal newline value: {newline!r}")
 
 
 def wrap(

@@ -96,6 +96,28 @@ class FileTests:
 
                     await raises(ValueError, call, f"open({path!r}, {mode!r})")
 
+    async def test_bad_text_options_raise_before_opening(self, store: StoreAPI) -> None:
+        await store.write_bytes("m.txt", b"keep")
+        bad: list[tuple[type[Exception], str, dict[str, str]]] = [
+            (ValueError, "w", {"newline": "x"}),
+            (ValueError, "r", {"newline": "\n\n"}),
+            (LookupError, "w", {"encoding": "no-such-codec"}),
+            (LookupError, "r", {"encoding": "no-such-codec"}),
+            (ValueError, "wb", {"encoding": "utf-8"}),
+            (ValueError, "rb", {"newline": ""}),
+        ]
+        async with unchanged(store):
+            for exc_type, mode, options in bad:
+                for path in ("m.txt", "new.txt"):
+
+                    async def call(
+                        path: str = path, mode: str = mode, options: dict[str, str] = options
+                    ) -> None:
+                        async with store.open(path, mode, **options):
+                            pass
+
+                    await raises(exc_type, call, f"open({path!r}, {mode!r}, **{options!r})")
+
     async def test_open_accepts_name_keyword(self, store: StoreAPI) -> None:
         async with store.open(name="kw.bin", mode="wb") as f:
             await f.write(b"by name")
