@@ -321,6 +321,35 @@ async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: 
     assert sorted(_keys(raw_s3, store)) == ["dst/", "dst/a/b.txt", "dst/empty/"]
 
 
+async def test_emptied_implicit_directories_leave_listings(store: S3Store) -> None:
+    """SeaweedFS keeps real directory entries: a parent emptied by any removal must not linger."""
+    await store.makedirs("kept")  # a marker: outlives its children
+    await store.write_bytes("kept/f", b"1")
+    await store.write_bytes("rm/a/b/f", b"1")
+    await store.write_bytes("tree/sub/f", b"1")
+    await store.write_bytes("mvfile/f", b"1")
+    await store.write_bytes("mvdir/sub/f", b"1")
+    await store.write_bytes("busy/one", b"1")
+    await store.write_bytes("busy/two", b"1")
+    await store.remove("kept/f")
+    await store.remove("rm/a/b/f")
+    await store.rmtree("tree/sub")
+    await store.rename("mvfile/f", "moved-file")
+    await store.rename("mvdir/sub", "moved-dir")
+    await store.remove("busy/one")
+    assert await store.listdir(store.root) == ["busy", "kept", "moved-dir", "moved-file"]
+    walked = [(top[len(store.root) :], dirs, files) async for top, dirs, files in store.walk(".")]
+    assert walked == [
+        ("", ["busy", "kept", "moved-dir"], ["moved-file"]),
+        ("/busy", [], ["two"]),
+        ("/kept", [], []),
+        ("/moved-dir", [], ["f"]),
+    ]
+    assert await store.glob("*") == [
+        f"{store.root}/{n}" for n in ("busy", "kept", "moved-dir", "moved-file")
+    ]
+
+
 SPECIAL = ["with space.txt", "ünï/cødé.bin", "a+b.txt", "100%25.txt", "k=v.txt", "what?.txt"]
 
 

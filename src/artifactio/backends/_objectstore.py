@@ -184,7 +184,8 @@ class ObjectClient(abc.ABC):
     Attributes:
         delete_batch: The most keys :meth:`delete_many` takes at once.
         prune_empty_dirs: Whether ``rmtree`` also deletes the markers of the
-            directories its keys imply, deepest first. Services that keep real
+            directories its keys imply, deepest first, and every removal then
+            deletes the entries of parents it emptied. Services that keep real
             directory entries (SeaweedFS's filer) need it to forget emptied
             directories at once; on S3 the extra keys cost nothing (they ride in
             the batch deletes), on GCS every missing key would cost a request.
@@ -587,6 +588,7 @@ class ObjectStore(AsyncArtifactStore):
     async def _remove_file(self, key: str) -> None:
         client = await self._client()
         await client.delete(self.bucket, self._obj(key))
+        await self._forget_empty_parents(client, key)
 
     async def _create_dir(self, key: str, *, parents: bool) -> None:
         client = await self._client()
@@ -618,6 +620,7 @@ class ObjectStore(AsyncArtifactStore):
         if not is_dir:
             await client.copy(self.bucket, self._obj(src), self._obj(dst))
             await client.delete(self.bucket, self._obj(src))
+            await self._forget_empty_parents(client, src)
             return
         src_prefix, dst_prefix = self._prefix(src), self._prefix(dst)
         listed: list[ObjectMeta] = []
@@ -633,6 +636,7 @@ class ObjectStore(AsyncArtifactStore):
 
         await self._for_each(listed, one)
         await self._delete_keys(client, src_prefix, (meta.key for meta in listed))
+        await self._forget_empty_parents(client, src)
 
     async def _rmtree(self, key: str) -> None:
         client = await self._client()
@@ -654,6 +658,7 @@ class ObjectStore(AsyncArtifactStore):
                     await limit.acquire()
                     tg.start_soon(delete, files[i : i + batch])
         await self._delete_dirs(client, dirs)
+        await self._forget_empty_parents(client, key)
 
     # ------------------------------------------------------------ bulk helpers
 
@@ -674,6 +679,26 @@ class ObjectStore(AsyncArtifactStore):
                     dirs.add(obj[: slash + 1])
                     slash = obj.find("/", slash + 1)
         return files
+
+    async def _forget_empty_parents(self, client: ObjectClient, key: str) -> None:
+        """After ``key`` was removed, drop the directory entries of emptied parents.
+
+        Only for services with real directory entries (:attr:`ObjectClient.prune_empty_dirs`,
+        e.g. SeaweedFS): they keep listing a parent whose last object went away as
+        a common prefix, although no key lies below it any more. A parent with a
+        marker or another object below it is kept, and so are its ancestors (such
+        services ignore a delete of a non-empty directory, so a racing writer
+        loses nothing). The store's root is never touched.
+        """
+        if not client.prune_empty_dirs:
+            return
+        while "/" in key:
+            key = key.rpartition("/")[0]
+            prefix = self._prefix(key)
+            page = await client.list_page(self.bucket, prefix, delimiter=None, limit=1)
+            if page.objects:
+                return
+            await client.delete(self.bucket, prefix)
 
     async def _delete_dirs(self, client: ObjectClient, dirs: set[str]) -> None:
         """Delete directory markers, deepest first, one batch after the other."""
