@@ -478,6 +478,45 @@ def test_child_after_fork_gets_a_fresh_runner(store: ArtifactStore) -> None:
     assert not store.exists("child")  # the child's memory store was its own copy
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_holds_the_memory_lock(store: ArtifactStore) -> None:
+    """A thread inside the memory store at fork time must not leave the child's lock held."""
+    store.write_bytes("before", b"parent")
+    fs_lock = store.async_store._fs.lock  # type: ignore[attr-defined]
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with fs_lock:
+            holding.set()
+            release.wait(0.2)  # the fork waits for this thread to leave the store
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait()
+    try:
+        pid = _fork()
+        if pid == 0:
+            code = 3
+            try:
+                signal.alarm(5)  # a deadlocked child dies instead of hanging the test
+                ok = store.read_bytes("before") == b"parent"
+                store.write_bytes("child", b"c")
+                code = 0 if ok and store.exists("child") else 1
+            except BaseException:
+                traceback.print_exc()
+                code = 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        thread.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.write_bytes("after", b"p")  # the parent's lock is free again
+    assert store.read_bytes("after") == b"p"
+
+
 _INHERITED: ArtifactStore | None = None
 
 

@@ -8,6 +8,7 @@ below a file raises ``NotADirectoryError``. Safe to use from many threads.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,25 @@ def _filesystem(name: str) -> _FileSystem:
         if fs is None:
             fs = _FILESYSTEMS[name] = _FileSystem()
         return fs
+
+
+def _before_fork() -> None:
+    """Hold every lock across ``fork``, so the child never inherits one held by a thread."""
+    _REGISTRY_LOCK.acquire()
+    for fs in list(_FILESYSTEMS.values()):
+        fs.lock.acquire()
+
+
+def _after_fork() -> None:
+    for fs in list(_FILESYSTEMS.values()):
+        fs.lock.release()
+    _REGISTRY_LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
 
 
 def clear(name: str) -> None:
