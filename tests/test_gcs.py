@@ -279,6 +279,29 @@ async def test_listing_and_rmtree_beyond_one_page(
     assert await store.listdir(".") == []
 
 
+async def test_listing_pages_never_repeat_a_name(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two keys: common prefixes (repeated on later pages by the emulator) count once."""
+    client = await store._client()
+    real = client.list_page
+
+    async def small_pages(
+        bucket: str, prefix: str, *, delimiter: str | None, limit: int = 1000,
+        token: str | None = None,
+    ) -> Any:  # fmt: skip
+        return await real(bucket, prefix, delimiter=delimiter, limit=min(limit, 2), token=token)
+
+    monkeypatch.setattr(client, "list_page", small_pages)
+    for name in ("a", "a/x", "a-1", "a-2", "a0", "b/c", "b/d/e", "b0", "c.txt", "m/n/f"):
+        await store.write_bytes(name, b"x")
+    top = ["a", "a-1", "a-2", "a0", "b", "b0", "c.txt", "m"]
+    assert await store.glob("*") == [f"{store.root}/{n}" for n in top]
+    assert await store.listdir(".") == top
+    walked = [(d[len(store.root) :], ds, fs) async for d, ds, fs in store.walk(".")]
+    assert walked[0] == ("", ["a", "b", "m"], ["a-1", "a-2", "a0", "b0", "c.txt"])
+
+
 NAMES = ["with space.txt", "ünïcødé-日本.txt", "plus+sign", "per%20cent", "eq=and?q", "a&b#c"]
 
 

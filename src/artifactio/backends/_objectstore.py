@@ -503,22 +503,23 @@ class ObjectStore(AsyncArtifactStore):
         # Files held back because a directory of the same name may still be listed
         # (it would hide them: listings see the directory).
         held: dict[str, DirEntry] = {}
+        # Directories already yielded: a service may repeat a common prefix on
+        # later pages (fake-gcs-server does), and each name counts once.
+        dirs: set[str] = set()
         async for page in self._pages(client, prefix, "/"):
             out: list[DirEntry] = []
-            dirs: set[str] = set()
             for common in page.prefixes:
                 found = True
                 name = common[cut:-1]
                 if name and name not in dirs:
                     dirs.add(name)
+                    held.pop(name, None)
                     out.append(DirEntry(name, True))
             for meta in page.objects:
                 found = True
                 name = meta.key[cut:]
                 if name and "/" not in name and name not in dirs:
                     held[name] = DirEntry(name, False, meta.size, meta.mtime)
-            for name in dirs:
-                held.pop(name, None)
             if page.next_token is None:
                 out.extend(held.values())
                 held.clear()
