@@ -137,3 +137,26 @@ def test_backends_import_lazily() -> None:
         "sorted(m for m in sys.modules if m.startswith(('aiobotocore','gcloud')))"
     )
     importlib.import_module("subprocess").run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------ the store's generic algorithms
+
+
+class FailingCopyStore(MemoryStore):
+    """A memory store whose per-file copies fail for one file, as a flaky service would."""
+
+    fail_on = "f3"
+
+    async def _copy_file(self, src: str, dst: str) -> None:
+        if src.endswith(self.fail_on):
+            raise PermissionError(13, "copyfile: denied", src)
+        await super()._copy_file(src, dst)
+
+
+async def test_failed_directory_move_raises_the_original_error(memory_root: str) -> None:
+    store = FailingCopyStore(memory_root, concurrency=4)
+    for i in range(8):
+        await store.write_bytes(f"d/f{i}", b"x")
+    with pytest.raises(PermissionError, match="denied") as info:
+        await store.rename("d", "e")
+    assert type(info.value) is PermissionError  # not an ExceptionGroup around it

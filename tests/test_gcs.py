@@ -10,6 +10,7 @@ import asyncio
 import base64
 import os
 import socket
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -355,6 +356,16 @@ def test_secrets_stay_out_of_reprs() -> None:
     s = GCSStore("gs://bucket/p", token="ya29.sekrit-token", project="proj")
     for text in (repr(s), str(s), repr(s.config), str(s.config), repr(s._settings)):
         assert "sekrit" not in text
+
+
+async def test_credentials_in_the_endpoint_url_stay_hidden() -> None:
+    endpoint = f"http://user:pw-sekrit@127.0.0.1:{_closed_port()}"
+    async with GCSStore("gs://bucket/p", endpoint_url=endpoint, retries=0) as s:
+        assert "sekrit" not in repr(s)
+        with pytest.raises(StoreConnectionError) as info:
+            await s.exists("a")
+        assert "127.0.0.1" in str(info.value)
+        assert "sekrit" not in "".join(traceback.format_exception(info.value))
 
 
 async def test_credentials(fake_gcs_server: FakeGCSServer, tmp_path: Any) -> None:

@@ -324,10 +324,14 @@ class AsyncArtifactStore(abc.ABC):
                 await func(item)
             return
         limit = anyio.Semaphore(max(self.concurrency, 1))
+        failures: list[Exception] = []
 
         async def one(item: T) -> None:
             try:
                 await func(item)
+            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+                failures.append(exc)
+                tg.cancel_scope.cancel()
             finally:
                 limit.release()
 
@@ -335,6 +339,8 @@ class AsyncArtifactStore(abc.ABC):
             for item in items:
                 await limit.acquire()
                 tg.start_soon(one, item)
+        if failures:
+            raise failures[0]
 
     # ------------------------------------------------------------------ the API
 

@@ -39,6 +39,7 @@ import errno
 import logging
 import os
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,6 +61,7 @@ __all__ = [
     "ObjectStore",
     "Upload",
     "object_changed",
+    "redact_url",
 ]
 
 logger = logging.getLogger("artifactio.objectstore")
@@ -273,6 +275,16 @@ def object_changed(op: str, path: str) -> OSError:
     return os_error(
         OSError, op, path, "the file was replaced while it was being read", code=errno.ESTALE
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for messages and reprs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 # ------------------------------------------------------- one client per loop

@@ -78,6 +78,7 @@ from ._objectstore import (
     ObjectStore,
     Upload,
     object_changed,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ class _GCSClient(ObjectClient):
         self._token = token
         self._api = settings.endpoint.rstrip("/")
         self._api_path = urlsplit(self._api).path.rstrip("/")
+        self._shown = redact_url(self._api)  # for messages: no user:password
         self._checks: dict[tuple[str, str, str], DownloadCheck] = {}
         self._batch_ok = True
 
@@ -259,7 +261,7 @@ class _GCSClient(ObjectClient):
                     await anyio.sleep(retry_delay(attempt))
                     attempt += 1
                     continue
-                mapped = map_error(exc, op, path, endpoint=self._api, missing=missing)
+                mapped = map_error(exc, op, path, endpoint=self._shown, missing=missing)
                 if mapped is exc:
                     raise
                 raise mapped from exc
@@ -620,7 +622,7 @@ class _ResumableUpload(Upload):
                 result = await self._put(view, sent_from, total if final else None, crc_after)
             except Exception as exc:
                 if attempt >= settings.retries or not should_retry(exc):
-                    mapped = map_error(exc, "write", self._path, endpoint=client._api)
+                    mapped = map_error(exc, "write", self._path, endpoint=client._shown)
                     if mapped is exc:
                         raise
                     raise mapped from exc
@@ -780,7 +782,7 @@ class GCSStore(ObjectStore):
         return self._settings.endpoint
 
     def __repr__(self) -> str:
-        return f"GCSStore({self.root!r}, endpoint={self.endpoint!r})"
+        return f"GCSStore({self.root!r}, endpoint={redact_url(self.endpoint)!r})"
 
     async def _new_client(self) -> ObjectClient:
         settings = self._settings

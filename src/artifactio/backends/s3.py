@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import threading
-import urllib.parse
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
@@ -60,6 +59,7 @@ from ._objectstore import (
     ObjectStore,
     Upload,
     object_changed,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -497,16 +497,6 @@ def _shared_session() -> AioSession:
         return _session
 
 
-def _redact(url: str) -> str:
-    """``url`` without any user:password part."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
 class S3Store(ObjectStore):
     """An artifact store in an S3 bucket (or an S3-compatible server).
 
@@ -573,7 +563,7 @@ class S3Store(ObjectStore):
         s3 = await _shared_session().create_client("s3", **kwargs).__aenter__()
         return S3Client(
             s3,
-            endpoint=_redact(endpoint or "AWS S3"),
+            endpoint=redact_url(endpoint or "AWS S3"),
             max_in_flight=max(1, min(cfg.concurrency, 4)),
             copy_threshold=self.multipart_copy_threshold,
             copy_part_size=self.copy_part_size,
