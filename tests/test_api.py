@@ -160,3 +160,23 @@ async def test_failed_directory_move_raises_the_original_error(memory_root: str)
     with pytest.raises(PermissionError, match="denied") as info:
         await store.rename("d", "e")
     assert type(info.value) is PermissionError  # not an ExceptionGroup around it
+
+
+@pytest.mark.parametrize("api", ["async", "sync"])
+async def test_failed_directory_move_leaves_no_partial_copy(memory_root: str, api: str) -> None:
+    store = FailingCopyStore(memory_root, concurrency=2)
+    names = [f"f{i}" for i in range(8)]
+    for name in names:
+        await store.write_bytes(f"d/sub/{name}", name.encode())
+    if api == "async":
+        with pytest.raises(PermissionError):
+            await store.rename("d", "e")
+    else:
+        with pytest.raises(PermissionError):
+            artifactio.ArtifactStore(store).rename("d", "e")
+    assert not await store.exists("e")  # a retry is not refused with FileExistsError
+    assert await store.listdir("d/sub") == names
+    store.fail_on = "never"
+    await store.rename("d", "e")
+    assert await store.listdir("e/sub") == names
+    assert not await store.exists("d")

@@ -12,6 +12,7 @@ backend may override the optional primitives (``_copy_file``, ``_move``,
 from __future__ import annotations
 
 import abc
+import contextlib
 import stat as stat_module
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -287,17 +288,30 @@ class AsyncArtifactStore(abc.ABC):
             await self._copy_file(src, dst)
             await self._remove_file(src)
             return
-        await self._create_dir(dst, parents=True)
         dirs: list[str] = []
         files: list[str] = []
         async for child, entry in self._iter_tree(src):
             (dirs if entry.is_dir else files).append(child)
-        for child in sorted(dirs):
-            await self._create_dir(dst + child[len(src) :], parents=True)
-        await self._for_each(
-            files, lambda child: self._copy_file(child, dst + child[len(src) :])
-        )
+        try:
+            await self._create_dir(dst, parents=True)
+            for child in sorted(dirs):
+                await self._create_dir(dst + child[len(src) :], parents=True)
+            await self._for_each(
+                files, lambda child: self._copy_file(child, dst + child[len(src) :])
+            )
+        except BaseException:
+            # Nothing of src was deleted yet: take the partial copy back, so the
+            # failed move changed nothing and can be retried.
+            await self._discard_partial(dst)
+            raise
         await self._rmtree(src)
+
+    async def _discard_partial(self, key: str) -> None:
+        """Delete what a failed copy made at ``key``; best effort, even when cancelled."""
+        scope = contextlib.nullcontext() if in_inline_mode() else anyio.CancelScope(shield=True)
+        with scope, contextlib.suppress(Exception):  # the original failure matters more
+            if await self._info(key) is not None:
+                await self._rmtree(key)
 
     async def _rmtree(self, key: str) -> None:
         """Delete directory ``key`` and everything below it. Default: files, then dirs."""
