@@ -332,6 +332,31 @@ def test_exception_inside_with_aborts_the_write(store: ArtifactStore) -> None:
     assert store.read_bytes("keep.bin") == b"old"
 
 
+@pytest.mark.parametrize(("mode", "layer"), [("wb", "raw"), ("w", "raw"), ("w", "buffer")])
+def test_close_whose_flush_fails_publishes_nothing(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch, mode: str, layer: str
+) -> None:
+    """A KeyboardInterrupt (or any error) while close() flushes must not publish a cut file."""
+    from artifactio._sync._files import BUFFER_SIZE, FileWriter, RawBridge
+
+    store.write_bytes("f.bin", b"old")
+    f = store.open("f.bin", mode)
+    big, tail = b"a" * (BUFFER_SIZE + 1), b"tail"
+    f.write(big if mode == "wb" else big.decode())  # reaches the store's writer
+    f.write(tail if mode == "wb" else tail.decode())  # still buffered in the io layers
+
+    def interrupted(self: object, data: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RawBridge if layer == "raw" else FileWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        f.close()
+    monkeypatch.undo()
+    assert f.closed
+    assert store.read_bytes("f.bin") == b"old"
+    assert store.listdir(store.root) == ["f.bin"]
+
+
 @pytest.mark.parametrize("mode", ["wb", "w"])
 def test_garbage_collected_writer_publishes_nothing(store: ArtifactStore, mode: str) -> None:
     store.write_bytes("gc.bin", b"old")

@@ -224,6 +224,19 @@ class FileWriter(io.BufferedWriter):
         """Close without publishing anything written."""
         self.raw.abort()
 
+    def close(self) -> None:
+        """Publish what was written; if the last flush fails, publish nothing and raise."""
+        if self.closed:
+            return
+        try:
+            self.flush()
+        except BaseException:
+            # io.BufferedWriter.close would close the raw file anyway and so
+            # publish the content without the part that failed to flush.
+            self.abort()
+            raise
+        super().close()
+
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Stay where the file is: writers stream, so only the current position is allowed.
 
@@ -320,6 +333,17 @@ class TextFileWriter(io.TextIOWrapper):
     def abort(self) -> None:
         """Close without publishing anything written."""
         self.buffer.abort()
+
+    def close(self) -> None:
+        """Publish what was written; if the last flush fails, publish nothing and raise."""
+        if self.closed:
+            return
+        try:
+            self.flush()
+        except BaseException:
+            self.abort()  # io.TextIOWrapper.close would close (publish) the buffer anyway
+            raise
+        super().close()
 
     def tell(self) -> int:
         """The number of bytes written so far."""
