@@ -21,7 +21,7 @@ from blockbuster import blockbuster_ctx
 
 import artifactio
 from artifactio import IntegrityError, StoreConnectionError
-from artifactio.backends import gcs
+from artifactio.backends import _objectstore, gcs
 from artifactio.backends._gcs_protocol import (
     batch_delete_body,
     crc32c_combine,
@@ -149,6 +149,20 @@ async def test_cancelled_write_leaves_nothing(store: GCSStore) -> None:
         tg.cancel_scope.cancel()
     assert not await store.exists("cancelled.bin")
     assert await store.listdir(".") == []
+
+
+async def test_writer_dropped_without_close_cancels_its_session(
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aborts = _Spy(monkeypatch, gcs._ResumableUpload, "abort")
+    files = [await store.open("dropped.bin", "wb")]
+    await files[0].write(_payload(2 * CHUNK + 1))  # a resumable session with chunks sent
+    with pytest.warns(ResourceWarning, match=r"dropped\.bin"):
+        files.clear()  # the last reference: the writer is finalised at once
+    await asyncio.sleep(0)  # the abort is scheduled on this loop
+    await asyncio.gather(*_objectstore._DROPPED)
+    assert aborts.calls == 1
+    assert not await store.exists("dropped.bin")
 
 
 async def test_resumable_chunk_resumes_after_a_dropped_connection(

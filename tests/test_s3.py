@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import artifactio
+from artifactio.backends import _objectstore
 from artifactio.backends.s3 import S3Client, S3Store, _map_error
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 
@@ -206,6 +207,20 @@ async def test_cancellation_at_any_moment_leaves_nothing(store: S3Store, raw_s3:
         assert _pending_uploads(raw_s3, store) == [], f"left after a cancel at {delay} s"
         if await store.exists("racing.bin"):  # the write finished in time
             await store.remove("racing.bin")
+
+
+async def test_writer_dropped_without_close_warns_and_aborts(
+    store: S3Store, raw_s3: Any
+) -> None:
+    files = [await store.open("dropped.bin", "wb")]
+    await files[0].write(os.urandom(2 * PART + 1))  # a multipart upload with parts sent
+    assert _pending_uploads(raw_s3, store) == ["dropped.bin"]
+    with pytest.warns(ResourceWarning, match="dropped.bin"):
+        files.clear()  # the last reference: the writer is finalised at once
+    await asyncio.sleep(0)  # the abort is scheduled on this loop
+    await asyncio.gather(*_objectstore._DROPPED)
+    assert _pending_uploads(raw_s3, store) == []
+    assert not await store.exists("dropped.bin")
 
 
 async def test_exclusive_multipart_write_loses_race(store: S3Store, raw_s3: Any) -> None:

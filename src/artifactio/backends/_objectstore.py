@@ -40,6 +40,7 @@ import logging
 import os
 import threading
 import urllib.parse
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -82,6 +83,9 @@ _ABORT_GRACE = 30.0
 """Seconds an aborting writer waits for its parts in flight before cancelling them."""
 
 _ROOT_INFO = EntryInfo("dir")
+
+_DROPPED: set[asyncio.Task[None]] = set()
+"""Aborts of uploads whose writer was dropped without being closed (kept until done)."""
 
 
 # ---------------------------------------------------------------- the client
@@ -877,6 +881,25 @@ class _ObjectWriter(RawWriter):
         self._starting: asyncio.Task[Upload] | None = None
         self._parts = 0
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __del__(self) -> None:
+        # Dropped without commit() or abort(): the upload would stay pending on the
+        # server (S3 keeps, and bills, its parts). Abort it on its loop, and say so.
+        if self._upload is None and self._starting is None:
+            return
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(
+                    _abort_dropped, self._upload, self._starting, self._in_flight, self._obj
+                )
+        warnings.warn(
+            f"the writer of {self._obj!r} was dropped without being closed; "
+            "its upload is aborted and nothing was written",
+            ResourceWarning,
+            stacklevel=1,
+        )
 
     def _target(self) -> int:
         return self._store.part_size * (1 + self._parts // _PARTS_PER_STEP)
@@ -895,7 +918,8 @@ class _ObjectWriter(RawWriter):
         if self._upload is None:
             if self._starting is None:
                 client = await self._store._client()
-                self._starting = asyncio.get_running_loop().create_task(
+                self._loop = asyncio.get_running_loop()
+                self._starting = self._loop.create_task(
                     client.upload(self._store.bucket, self._obj, exclusive=self._exclusive)
                 )
             # Shielded: once the server may have made the upload, abort() must learn
@@ -929,24 +953,46 @@ class _ObjectWriter(RawWriter):
     async def abort(self) -> None:
         self._buf.clear()
         tasks, self._in_flight = self._in_flight, set()
-        if tasks:
-            # Let parts already on the wire land first: one that a server finished
-            # after the abort could bring the upload back. Cancel what lingers.
-            _, late = await asyncio.wait(tasks, timeout=_ABORT_GRACE)
-            for task in late:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
         upload, self._upload = self._upload, None
         starting, self._starting = self._starting, None
-        if upload is None and starting is not None:
-            try:
-                upload = await starting
-            except BaseException:  # the upload was never made
-                upload = None
-        if upload is not None:
-            try:
-                await upload.abort()
-            except Exception:
-                logger.warning("could not abort the upload of %r", self._obj, exc_info=True)
+        await _abort_upload(upload, starting, tasks, self._obj)
+
+
+async def _abort_upload(
+    upload: Upload | None,
+    starting: asyncio.Task[Upload] | None,
+    tasks: set[asyncio.Task[None]],
+    obj: str,
+) -> None:
+    """Discard an upload: let its parts in flight land (bounded), then abort it."""
+    if tasks:
+        # Let parts already on the wire land first: one that a server finished
+        # after the abort could bring the upload back. Cancel what lingers.
+        _, late = await asyncio.wait(tasks, timeout=_ABORT_GRACE)
+        for task in late:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+    if upload is None and starting is not None:
+        try:
+            upload = await starting
+        except BaseException:  # the upload was never made
+            upload = None
+    if upload is not None:
+        try:
+            await upload.abort()
+        except Exception:
+            logger.warning("could not abort the upload of %r", obj, exc_info=True)
+
+
+def _abort_dropped(
+    upload: Upload | None,
+    starting: asyncio.Task[Upload] | None,
+    tasks: set[asyncio.Task[None]],
+    obj: str,
+) -> None:
+    """Start aborting the upload of a writer that was garbage-collected unclosed."""
+    task = asyncio.get_running_loop().create_task(_abort_upload(upload, starting, tasks, obj))
+    _DROPPED.add(task)
+    task.add_done_callback(_DROPPED.discard)
