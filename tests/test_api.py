@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import io
 import sys
 import types
 from typing import Any
@@ -180,3 +181,35 @@ async def test_failed_directory_move_leaves_no_partial_copy(memory_root: str, ap
     await store.rename("d", "e")
     assert await store.listdir("e/sub") == names
     assert not await store.exists("d")
+
+
+TEXT = "ab\r\nc\u00e9\r\n\u20ac\rx\n\r\n" * 3 + "end\r"
+
+
+@pytest.mark.parametrize("newline", [None, "", "\n", "\r", "\r\n"])
+@pytest.mark.parametrize("block_size", [1, 2, 3, 5, 1 << 20])
+async def test_text_tell_gives_a_position_seek_returns_to(
+    memory_root: str, monkeypatch: pytest.MonkeyPatch, newline: str | None, block_size: int
+) -> None:
+    """After any readline/read, seek(tell()) continues with exactly the same text.
+
+    Small blocks split "\\r\\n" and multi-byte characters across reads.
+    """
+    from artifactio.backends import memory
+
+    monkeypatch.setattr(memory._Reader, "block_size", block_size, raising=False)
+    store = MemoryStore(memory_root)
+    await store.write_bytes("t.txt", TEXT.encode())
+    reference = io.TextIOWrapper(io.BytesIO(TEXT.encode()), encoding="utf-8", newline=newline)
+    expected: list[str] = []
+    while True:  # read(1) and readline() in turn, as the builtin gives them
+        expected.append(reference.readline() if len(expected) % 2 else reference.read(1))
+        if not expected[-1]:
+            break
+    async with store.open("t.txt", "r", newline=newline) as f:
+        for i, step in enumerate(expected):
+            here = await f.tell()
+            assert await f.read() == "".join(expected[i:]), f"after {i} steps"
+            await f.seek(here)
+            assert await (f.readline() if i % 2 else f.read(1)) == step, f"step {i}"
+        assert await f.tell() == len(TEXT.encode())

@@ -432,7 +432,11 @@ class AsyncTextReadFile(AsyncFile[str]):
     """A text reader decoding a binary reader incrementally (universal newlines by default).
 
     ``tell()`` and ``seek()`` take byte offsets, as opaque cookies: ``seek(0)`` and
-    ``seek(0, SEEK_END)`` always work, and a value from ``tell()`` can be passed back.
+    ``seek(0, SEEK_END)`` always work, and a value from ``tell()`` can be passed back
+    (``tell()`` is the byte offset of the next character; only where a lenient
+    ``errors`` handler made several characters of one invalid byte and reading
+    stopped among them is there no such offset, and the position before them is
+    given).
     """
 
     def __init__(
@@ -443,18 +447,97 @@ class AsyncTextReadFile(AsyncFile[str]):
         self.encoding = encoding
         self.errors = errors
         self.newline = newline
-        self._reset_decoder()
+        self._reset_decoder(binary._pos)
 
-    def _reset_decoder(self) -> None:
+    def _new_decoder(self) -> Any:
         decoder = codecs.getincrementaldecoder(self.encoding)(self.errors)
-        self._decoder: Any = (
-            io.IncrementalNewlineDecoder(decoder, translate=self.newline is None)
-            if self.newline in (None, "")
-            else decoder
-        )
+        if self.newline in (None, ""):
+            return io.IncrementalNewlineDecoder(decoder, translate=self.newline is None)
+        return decoder
+
+    def _reset_decoder(self, anchor: int) -> None:
+        """Start decoding afresh at byte offset ``anchor`` (after a seek)."""
+        self._decoder: Any = self._new_decoder()
         self._pending = ""
         self._eof = False
-        self._snapshot = 0  # byte position where _pending starts when decoder is clean
+        # tell() bookkeeping: ``_anchor`` is a byte offset where decoding can start
+        # afresh (decoder state ``_anchor_state``), ``_fed`` the bytes decoded since,
+        # ``_used`` how many characters of their text were handed out.
+        self._anchor = anchor
+        self._anchor_state: tuple[bytes, int] = self._decoder.getstate()
+        self._fed = bytearray()
+        self._used = 0
+
+    def _clean_state(self) -> tuple[bytes, int] | None:
+        """The decoder's state if it holds nothing back (no partial character, no ``\r``)."""
+        buf, flags = self._decoder.getstate()
+        held = flags & 1 if isinstance(self._decoder, io.IncrementalNewlineDecoder) else 0
+        return None if buf or held else (buf, flags)
+
+    def _take(self, n: int) -> str:
+        """Hand out the first ``n`` decoded characters."""
+        out, self._pending = self._pending[:n], self._pending[n:]
+        self._used += len(out)
+        if not self._pending:
+            state = self._clean_state()
+            if state is not None:  # everything decoded was handed out: a fresh anchor
+                self._anchor += len(self._fed)
+                self._anchor_state = state
+                self._fed.clear()
+                self._used = 0
+        return out
+
+    def _advance_anchor(self) -> None:
+        """Move the anchor to the first character not handed out yet.
+
+        Decodes the bytes since the anchor again, from the anchor's state, until
+        ``_used`` characters came out, and stops where the decoder holds nothing
+        back, so decoding afresh from there gives the same text.
+        """
+        need = self._used
+        if need == 0:
+            return
+        decoder = self._new_decoder()
+        decoder.setstate(self._anchor_state)
+        newline_decoder = isinstance(decoder, io.IncrementalNewlineDecoder)
+        data = bytes(self._fed)
+        pos = produced = held = 0
+        best: tuple[int, tuple[bytes, int], int] = (0, self._anchor_state, 0)
+        one_byte = False  # after a step gave more characters than bytes (backslashreplace)
+        while pos < len(data):
+            # Most decoders give at most one character per byte, so this many bytes
+            # never reach past the character being looked for.
+            step = 1 if one_byte else max(need - produced - held, 1)
+            out = decoder.decode(data[pos : pos + step])
+            if step > 1 and produced + len(out) > need:
+                pos, state, produced = best
+                decoder.setstate(state)
+                held, one_byte = 0, True
+                continue
+            produced += len(out)
+            pos = min(pos + step, len(data))
+            buf, flags = decoder.getstate()
+            held = flags & 1 if newline_decoder else 0
+            if buf:
+                continue
+            if produced + held > need:
+                break  # a held "\r" came out as a character of its own: best stands
+            if not held:
+                best = (pos, (buf, flags), produced)
+                if produced == need:
+                    break
+            elif produced + 1 == need:
+                # The "\r" was handed out, unless it pairs with a "\n" still to come
+                # (translated to one "\n"): the next steps tell.
+                best = (pos, (buf, flags & ~1), need)
+        else:
+            if self._eof and best[2] < need:  # handed out by the end of file's flush
+                best = (len(data), (b"", 0), need)
+        pos, state, produced = best
+        self._anchor += pos
+        self._anchor_state = state
+        del self._fed[:pos]
+        self._used = need - produced  # 0 unless no byte offset lies exactly there
 
     def readable(self) -> bool:
         return True
@@ -464,22 +547,24 @@ class AsyncTextReadFile(AsyncFile[str]):
             return False
         chunk = await self._bin.read(self._bin._raw.block_size)
         final = not chunk
+        self._fed += chunk
         self._pending += self._decoder.decode(chunk, final=final)
         if final:
             self._eof = True
+        elif self._used and len(self._fed) > 2 * self._bin._raw.block_size:
+            self._advance_anchor()  # keeps the bytes remembered for tell() bounded
         return True
 
     async def read(self, size: int = -1) -> str:
         self._check_open()
         if size is None or size < 0:
+            parts = [self._take(len(self._pending))]
             while await self._fill():
-                pass
-            out, self._pending = self._pending, ""
-            return out
+                parts.append(self._take(len(self._pending)))
+            return "".join(parts)
         while len(self._pending) < size and await self._fill():
             pass
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
+        return self._take(size)
 
     def _line_end(self) -> int:
         sep = "\n" if self.newline in (None, "", "\n") else self.newline
@@ -507,8 +592,7 @@ class AsyncTextReadFile(AsyncFile[str]):
                 break
         if size is not None and size >= 0:
             end = min(end if end >= 0 else len(self._pending), size)
-        out, self._pending = self._pending[:end], self._pending[end:]
-        return out
+        return self._take(end)
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
@@ -519,13 +603,13 @@ class AsyncTextReadFile(AsyncFile[str]):
         if whence == os.SEEK_CUR:
             return await self.tell()
         pos = await self._bin.seek(offset, whence)
-        self._reset_decoder()
+        self._reset_decoder(pos)
         return pos
 
     async def tell(self) -> int:
         self._check_open()
-        pending = len(self._pending.encode(self.encoding, self.errors))
-        return max(await self._bin.tell() - pending, 0)
+        self._advance_anchor()
+        return self._anchor
 
     async def aclose(self) -> None:
         self._closed = True
