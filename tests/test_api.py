@@ -79,6 +79,15 @@ def test_config_validates_scheme_and_hides_secrets() -> None:
         artifactio.GCSConfig(path="gs://b", part_size=300_000)
 
 
+@pytest.mark.parametrize("cls", [artifactio.S3Config, artifactio.GCSConfig])
+def test_config_repr_hides_credentials_in_the_endpoint(cls: type[artifactio.StoreConfig]) -> None:
+    scheme = "s3" if cls is artifactio.S3Config else "gs"
+    cfg = cls(path=f"{scheme}://bucket/p", endpoint_url="http://user:pa55word@127.0.0.1:9000")
+    for text in (repr(cfg), str(cfg)):
+        assert "pa55word" not in text
+        assert "127.0.0.1:9000" in text
+
+
 @pytest.fixture
 def no_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``import aiobotocore`` fail as if the extra were not installed."""

@@ -9,11 +9,15 @@ surrounding quotes are stripped and the scheme must be one the backend supports.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import urllib.parse
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ._paths import split_scheme
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "GCSConfig",
@@ -25,6 +29,16 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for messages and reprs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 class StoreConfig(BaseModel):
@@ -89,6 +103,13 @@ class ObjectStoreConfig(StoreConfig):
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     retries: int = Field(5, ge=0, le=50)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # An endpoint URL may carry user:password; reprs and str() never show it.
+        for name, value in super().__repr_args__():
+            if name == "endpoint_url" and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
 
 
 class S3Config(ObjectStoreConfig):
