@@ -12,6 +12,7 @@ import abc
 import codecs
 import io
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
@@ -210,6 +211,15 @@ class AsyncFile(abc.ABC, Generic[T_co]):
         """Close without publishing anything written (readers: same as :meth:`aclose`)."""
         await self.aclose()
 
+    def _forget(self) -> None:
+        """Mark the file closed without any I/O, publishing nothing.
+
+        For when no event loop can run :meth:`abort` any more (the sync facade
+        after its store was closed); the backend's own finalizer releases what it
+        staged (a temporary file, a pending upload).
+        """
+        self._closed = True
+
     async def close(self) -> None:
         """Alias of :meth:`aclose`, for code written against file objects."""
         await self.aclose()
@@ -358,6 +368,17 @@ class AsyncWriteFile(AsyncFile[bytes]):
         self._buf = bytearray()
         self._written = 0
         self._failed = False
+
+    def __del__(self) -> None:
+        # Dropped without aclose() or abort(): nothing is published (the backend's
+        # own finalizer removes what it staged). Say so, as an unclosed file does.
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                f"unclosed file {self.name!r} opened for writing was garbage-collected: "
+                "nothing was published (close it, or use 'async with')",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def writable(self) -> bool:
         return True

@@ -155,6 +155,7 @@ class RawBridge(io.RawIOBase):
         except StoreClosedError:
             self._discard = True
             self._runner.run_cleanup(self._afile.abort())
+            self._afile._forget()  # no-op when the abort ran; else nothing was published
             if self._afile.writable():
                 raise
         finally:
@@ -169,6 +170,7 @@ class RawBridge(io.RawIOBase):
             self._run(self._afile.abort())
         except StoreClosedError:
             self._runner.run_cleanup(self._afile.abort())
+            self._afile._forget()  # no-op when the abort ran; else nothing was published
         finally:
             super().close()
 
@@ -180,6 +182,7 @@ class RawBridge(io.RawIOBase):
             self._discard = True
             afile = self._afile
             self._runner.run_cleanup(afile.abort() if afile.writable() else afile.aclose())
+            afile._forget()
             super().close()
         except Exception:  # a finalizer has nobody to report to
             pass
