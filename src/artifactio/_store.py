@@ -39,8 +39,10 @@ from ._files import (
     resolve_open_args,
 )
 from ._paths import (
+    GlobMatcher,
     PathType,
     StoreRoot,
+    coerce_path,
     glob_matcher,
     is_below,
     join_key,
@@ -679,39 +681,45 @@ class AsyncArtifactStore(abc.ABC):
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
         components; names starting with ``.`` match only a pattern component
-        that starts with ``.``.
+        that starts with ``.``. A pattern ending in ``/`` matches directories
+        only (the paths returned have no trailing ``/``).
         """
         key = self._key(pattern, "glob")
+        dirs_only = coerce_path(pattern).endswith("/")
         matcher = glob_matcher(key)
         if not matcher.parts:
+            if dirs_only:
+                return [self._full(key)] if await self._isdir(key) else []
             return [self._full(key)] if await self._info(key) is not None else []
         base = matcher.base
         if not await self._isdir(base):
             return []
-        found: list[str] = []
+        found: set[str] = set()
         if matcher.matches(""):  # "dir/**" matches dir itself, as glob.glob does
-            found.append(self._full(base))
+            found.add(self._full(base))
         offset = len(base) + 1 if base else 0
         if matcher.recursive:
-            async for child, _ in self._iter_tree(base):
-                if matcher.matches(child[offset:]):
-                    found.append(self._full(child))
+            async for child, entry in self._iter_tree(base):
+                if (entry.is_dir or not dirs_only) and matcher.matches(child[offset:]):
+                    found.add(self._full(child))
         else:
-            await self._glob_level(base, offset, matcher, found)
+            await self._glob_level(base, offset, matcher, dirs_only, found)
         return sorted(found)
 
-    async def _glob_level(self, key: str, offset: int, matcher: Any, found: list[str]) -> None:
+    async def _glob_level(
+        self, key: str, offset: int, matcher: GlobMatcher, dirs_only: bool, found: set[str]
+    ) -> None:
         subdirs: list[str] = []
         async for page in self._scandir(key):
             for entry in page:
                 child = join_key(key, entry.name)
                 rel = child[offset:]
-                if matcher.matches(rel):
-                    found.append(self._full(child))
+                if (entry.is_dir or not dirs_only) and matcher.matches(rel):
+                    found.add(self._full(child))
                 if entry.is_dir and matcher.may_descend(rel):
                     subdirs.append(child)
         for sub in subdirs:
-            await self._glob_level(sub, offset, matcher, found)
+            await self._glob_level(sub, offset, matcher, dirs_only, found)
 
     async def walk(
         self,

@@ -207,7 +207,8 @@ class ArtifactStore(FacadeBase):
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
         components; names starting with ``.`` match only a pattern component
-        that starts with ``.``.
+        that starts with ``.``. A pattern ending in ``/`` matches directories
+        only (the paths returned have no trailing ``/``).
         """
         return self._run(self._async.glob(pattern))
 
