@@ -42,7 +42,6 @@ from ._paths import (
     GlobMatcher,
     PathType,
     StoreRoot,
-    coerce_path,
     glob_matcher,
     is_below,
     join_key,
@@ -78,12 +77,17 @@ class EntryInfo:
 
 @dataclass(frozen=True)
 class DirEntry:
-    """One entry of a directory listing (the ``_scandir`` primitive's answer)."""
+    """One entry of a directory listing (the ``_scandir`` primitive's answer).
+
+    ``is_link`` marks a symbolic link (local disks): ``walk`` lists a link to a
+    directory among the directories but does not descend into it, as ``os.walk``.
+    """
 
     name: str
     is_dir: bool
     size: int = 0
     mtime: float | None = None
+    is_link: bool = False
 
 
 @dataclass(frozen=True)
@@ -681,15 +685,12 @@ class AsyncArtifactStore(abc.ABC):
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
         components; names starting with ``.`` match only a pattern component
-        that starts with ``.``. A pattern ending in ``/`` matches directories
-        only (the paths returned have no trailing ``/``).
+        that starts with ``.``. The pattern is normalised like any path, so a
+        trailing ``/`` is ignored.
         """
         key = self._key(pattern, "glob")
-        dirs_only = coerce_path(pattern).endswith("/")
         matcher = glob_matcher(key)
         if not matcher.parts:
-            if dirs_only:
-                return [self._full(key)] if await self._isdir(key) else []
             return [self._full(key)] if await self._info(key) is not None else []
         base = matcher.base
         if not await self._isdir(base):
@@ -699,27 +700,27 @@ class AsyncArtifactStore(abc.ABC):
             found.add(self._full(base))
         offset = len(base) + 1 if base else 0
         if matcher.recursive:
-            async for child, entry in self._iter_tree(base):
-                if (entry.is_dir or not dirs_only) and matcher.matches(child[offset:]):
+            async for child, _ in self._iter_tree(base):
+                if matcher.matches(child[offset:]):
                     found.add(self._full(child))
         else:
-            await self._glob_level(base, offset, matcher, dirs_only, found)
+            await self._glob_level(base, offset, matcher, found)
         return sorted(found)
 
     async def _glob_level(
-        self, key: str, offset: int, matcher: GlobMatcher, dirs_only: bool, found: set[str]
+        self, key: str, offset: int, matcher: GlobMatcher, found: set[str]
     ) -> None:
         subdirs: list[str] = []
         async for page in self._scandir(key):
             for entry in page:
                 child = join_key(key, entry.name)
                 rel = child[offset:]
-                if (entry.is_dir or not dirs_only) and matcher.matches(rel):
+                if matcher.matches(rel):
                     found.add(self._full(child))
                 if entry.is_dir and matcher.may_descend(rel):
                     subdirs.append(child)
         for sub in subdirs:
-            await self._glob_level(sub, offset, matcher, dirs_only, found)
+            await self._glob_level(sub, offset, matcher, found)
 
     async def walk(
         self,
@@ -752,10 +753,13 @@ class AsyncArtifactStore(abc.ABC):
     ) -> AsyncIterator[WalkEntry]:
         dirs: set[str] = set()
         files: set[str] = set()
+        links: set[str] = set()
         try:
             async for page in self._scandir(key):
                 for entry in page:
                     (dirs if entry.is_dir else files).add(entry.name)
+                    if entry.is_link:
+                        links.add(entry.name)
         except OSError as exc:
             if top and isinstance(exc, PathOutsideStoreError):
                 raise  # a top whose links lead out is refused, as by every operation
@@ -767,6 +771,8 @@ class AsyncArtifactStore(abc.ABC):
         if topdown:
             yield self._full(key), dirnames, filenames
         for name in list(dirnames):
+            if name in links:  # not followed, as os.walk(followlinks=False)
+                continue
             async for item in self._walk(join_key(key, name), topdown, onerror):
                 yield item
         if not topdown:

@@ -207,8 +207,8 @@ class ArtifactStore(FacadeBase):
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
         components; names starting with ``.`` match only a pattern component
-        that starts with ``.``. A pattern ending in ``/`` matches directories
-        only (the paths returned have no trailing ``/``).
+        that starts with ``.``. The pattern is normalised like any path, so a
+        trailing ``/`` is ignored.
         """
         return self._run(self._async.glob(pattern))
 

@@ -100,20 +100,22 @@ def _dir_entry(entry: os.DirEntry[str], root_real: Callable[[], str]) -> DirEntr
     A link leading out of the root (``root_real`` gives the root's real path) is
     listed, as the name lies inside, but what it points to is not described.
     """
-    if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real()):
+    link = entry.is_symlink()
+    if link and not _inside(os.path.realpath(entry.path), root_real()):
         try:
-            return DirEntry(entry.name, entry.is_dir())
+            return DirEntry(entry.name, entry.is_dir(), is_link=True)
         except OSError:
-            return DirEntry(entry.name, False)
+            return DirEntry(entry.name, False, is_link=True)
     try:
         st = entry.stat()
     except OSError as exc:
-        if isinstance(exc, FileNotFoundError) and not entry.is_symlink():
+        if isinstance(exc, FileNotFoundError) and not link:
             return None
-        return DirEntry(entry.name, False)  # a dangling or looping link: listed, as os does
+        # a dangling or looping link: listed, as os does
+        return DirEntry(entry.name, False, is_link=link)
     if stat_module.S_ISDIR(st.st_mode):
-        return DirEntry(entry.name, True, 0, st.st_mtime)
-    return DirEntry(entry.name, False, st.st_size, st.st_mtime)
+        return DirEntry(entry.name, True, 0, st.st_mtime, is_link=link)
+    return DirEntry(entry.name, False, st.st_size, st.st_mtime, is_link=link)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -88,19 +88,6 @@ class ListingTests:
         ]:
             assert await self._glob(store, pattern) == expected, pattern
 
-    async def test_glob_trailing_slash_matches_directories_only(self, store: StoreAPI) -> None:
-        await make_tree(store, GLOB_TREE)
-        for pattern, expected in [
-            ("*/", ["d"]),
-            ("d/*/", ["d/empty", "d/f"]),
-            ("d/**/", ["d", "d/empty", "d/f"]),
-            ("**/f/", ["d/f"]),
-            ("d/f/", ["d/f"]),
-            ("a.txt/", []),
-            ("*.txt/", []),
-        ]:
-            assert await self._glob(store, pattern) == expected, pattern
-
     async def test_glob_hidden_names(self, store: StoreAPI) -> None:
         await make_tree(store, GLOB_TREE)
         for pattern, expected in [
