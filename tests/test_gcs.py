@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import socket
 import traceback
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -517,3 +519,158 @@ async def test_storage_emulator_host(
 def test_part_size_must_be_a_multiple_of_256k() -> None:
     with pytest.raises(ValueError, match="256 KiB"):
         GCSStore("gs://bucket", part_size=CHUNK + 1)
+
+
+# ------------------------------------------------- closing with requests in flight
+
+
+class _StallingRelay:
+    """A TCP relay to a real server that can hold the server's answers back mid-way."""
+
+    def __init__(self, target: str) -> None:
+        parts = urllib.parse.urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.url = ""
+        self.stalled = asyncio.Event()  # an answer is being held back
+        self._go = asyncio.Event()
+        self._go.set()
+        self._passed = 0  # bytes of answers forwarded
+        self._limit: int | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> _StallingRelay:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.release()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def stall_after(self, nbytes: int) -> None:
+        """Forward ``nbytes`` more bytes of answers, then hold the rest back."""
+        self._limit = self._passed + nbytes
+        self._go.clear()
+
+    def release(self) -> None:
+        """Forward everything again."""
+        self._limit = None
+        self._go.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        self._writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.append(up_writer)
+        await asyncio.gather(
+            self._pump(reader, up_writer, answers=False),
+            self._pump(up_reader, writer, answers=True),
+        )
+
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool
+    ) -> None:
+        try:
+            while data := await src.read(65536):
+                if answers and self._limit is not None and self._passed + len(data) > self._limit:
+                    room = max(0, self._limit - self._passed)
+                    dst.write(data[:room])
+                    self._passed += room
+                    data = data[room:]
+                    await dst.drain()
+                    self.stalled.set()
+                    await self._go.wait()
+                dst.write(data)
+                self._passed += len(data) if answers else 0
+                await dst.drain()
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+
+@pytest.fixture
+async def relay(fake_gcs_server: FakeGCSServer) -> AsyncIterator[_StallingRelay]:
+    async with _StallingRelay(fake_gcs_server.url) as r:
+        yield r
+
+
+async def _until_closing(store: GCSStore) -> None:
+    while not store._closed:
+        await asyncio.sleep(0)
+
+
+async def test_aclose_lets_a_read_in_flight_finish(gcs_root: str, relay: _StallingRelay) -> None:
+    data = _payload(CHUNK - 100, seed=3)  # one ranged GET
+    store = GCSStore(gcs_root, part_size=CHUNK, endpoint_url=relay.url)
+    await store.write_bytes("big.bin", data)
+    relay.stall_after(32 * 1024)  # the answer's head and the start of its body
+    reader = asyncio.create_task(store.read_bytes("big.bin"))
+    await relay.stalled.wait()
+    closer = asyncio.create_task(store.aclose())
+    await _until_closing(store)
+    relay.release()
+    assert await reader == data  # aclose() waited for it
+    await closer
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
+        await store.read_bytes("big.bin")
+
+
+async def test_aclose_bounds_a_stalled_read_in_flight(gcs_root: str, relay: _StallingRelay) -> None:
+    # aiohttp drops a body's own read timeout when its connection is closed under
+    # it: the store's timeout must end the read (the test timeout catches a hang).
+    options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
+    store = GCSStore(gcs_root, part_size=CHUNK, **options)
+    await store.write_bytes("big.bin", _payload(CHUNK - 100))
+    relay.stall_after(32 * 1024)
+    reader = asyncio.create_task(store.read_bytes("big.bin"))
+    await relay.stalled.wait()
+    await store.aclose()
+    with pytest.raises((artifactio.StoreClosedError, StoreConnectionError)) as caught:
+        await reader
+    if isinstance(caught.value, StoreConnectionError):
+        assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+async def test_stalled_body_is_a_connection_error(gcs_root: str, relay: _StallingRelay) -> None:
+    options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
+    async with GCSStore(gcs_root, part_size=CHUNK, **options) as store:
+        await store.write_bytes("big.bin", _payload(CHUNK - 100))
+        relay.stall_after(32 * 1024)
+        with pytest.raises(StoreConnectionError, match=r"big\.bin") as caught:
+            await store.read_bytes("big.bin")
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        relay.release()
+
+
+async def test_files_opened_before_aclose_refuse_requests(
+    gcs_root: str, fake_gcs_server: FakeGCSServer
+) -> None:
+    store = _store(gcs_root, fake_gcs_server)
+    store.block_size = 64 * 1024
+    await store.write_bytes("r.bin", _payload(4 * CHUNK))
+    reader = await store.open("r.bin", "rb")
+    assert len(await reader.read(10)) == 10
+    writer = await store.open("w.bin", "wb")
+    await writer.write(_payload(2 * CHUNK + 1))  # a resumable session, chunks going up
+    await store.aclose()  # waits for the chunk in flight
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
+        await reader.read()
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
+        await writer.close()
+    await reader.close()
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
+        await store.exists("r.bin")
+    async with _store(gcs_root, fake_gcs_server) as other:
+        assert not await other.exists("w.bin")

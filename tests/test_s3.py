@@ -14,8 +14,10 @@ import gc
 import io
 import os
 import random
+import re
 import socket
 import threading
+import urllib.parse
 import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -209,9 +211,7 @@ async def test_cancellation_at_any_moment_leaves_nothing(store: S3Store, raw_s3:
             await store.remove("racing.bin")
 
 
-async def test_writer_dropped_without_close_warns_and_aborts(
-    store: S3Store, raw_s3: Any
-) -> None:
+async def test_writer_dropped_without_close_warns_and_aborts(store: S3Store, raw_s3: Any) -> None:
     files = [await store.open("dropped.bin", "wb")]
     await files[0].write(os.urandom(2 * PART + 1))  # a multipart upload with parts sent
     assert _pending_uploads(raw_s3, store) == ["dropped.bin"]
@@ -625,6 +625,166 @@ def test_client_closed_when_its_loop_ends(s3_root: str, s3_options: dict[str, An
     session = asyncio.run(use())  # the store is not closed, its loop is gone
     assert not session._sessions
     asyncio.run(store.aclose())
+
+
+# ------------------------------------------------- closing with requests in flight
+
+
+class _StallingRelay:
+    """A TCP relay to a real server that can hold the server's answers back mid-way."""
+
+    def __init__(self, target: str) -> None:
+        parts = urllib.parse.urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.url = ""
+        self.stalled = asyncio.Event()  # an answer is being held back
+        self._go = asyncio.Event()
+        self._go.set()
+        self._passed = 0  # bytes of answers forwarded
+        self._limit: int | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> _StallingRelay:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.release()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def stall_after(self, nbytes: int) -> None:
+        """Forward ``nbytes`` more bytes of answers, then hold the rest back."""
+        self._limit = self._passed + nbytes
+        self._go.clear()
+
+    def release(self) -> None:
+        """Forward everything again."""
+        self._limit = None
+        self._go.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        self._writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.append(up_writer)
+        await asyncio.gather(
+            self._pump(reader, up_writer, answers=False),
+            self._pump(up_reader, writer, answers=True),
+        )
+
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool
+    ) -> None:
+        try:
+            while data := await src.read(65536):
+                if answers and self._limit is not None and self._passed + len(data) > self._limit:
+                    room = max(0, self._limit - self._passed)
+                    dst.write(data[:room])
+                    self._passed += room
+                    data = data[room:]
+                    await dst.drain()
+                    self.stalled.set()
+                    await self._go.wait()
+                dst.write(data)
+                self._passed += len(data) if answers else 0
+                await dst.drain()
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+
+@pytest.fixture
+async def relay(seaweedfs: SeaweedFS) -> AsyncIterator[_StallingRelay]:
+    async with _StallingRelay(seaweedfs.endpoint_url) as r:
+        yield r
+
+
+async def _until_closing(store: S3Store) -> None:
+    while not store._closed:
+        await asyncio.sleep(0)
+
+
+async def test_aclose_lets_a_read_in_flight_finish(
+    s3_root: str, s3_options: dict[str, Any], relay: _StallingRelay
+) -> None:
+    data = random.Random(7).randbytes(MiB)
+    store = S3Store(s3_root, **{**s3_options, "endpoint_url": relay.url})
+    await store.write_bytes("big.bin", data)
+    relay.stall_after(64 * 1024)  # the answer's head and the start of its body
+    reader = asyncio.create_task(store.read_bytes("big.bin"))
+    await relay.stalled.wait()
+    closer = asyncio.create_task(store.aclose())
+    await _until_closing(store)
+    relay.release()
+    assert await reader == data  # aclose() waited for it
+    await closer
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
+        await store.read_bytes("big.bin")
+
+
+async def test_aclose_bounds_a_stalled_read_in_flight(
+    s3_root: str, s3_options: dict[str, Any], relay: _StallingRelay
+) -> None:
+    # aiohttp drops a body's own read timeout when its connection is closed under
+    # it: the store's timeout must end the read (the test timeout catches a hang).
+    options = {**s3_options, "endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
+    store = S3Store(s3_root, **options)
+    await store.write_bytes("big.bin", os.urandom(MiB))
+    relay.stall_after(64 * 1024)
+    reader = asyncio.create_task(store.read_bytes("big.bin"))
+    await relay.stalled.wait()
+    await store.aclose()
+    with pytest.raises((artifactio.StoreClosedError, artifactio.StoreConnectionError)) as caught:
+        await reader
+    if isinstance(caught.value, artifactio.StoreConnectionError):
+        assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+async def test_stalled_body_is_a_connection_error(
+    s3_root: str, s3_options: dict[str, Any], relay: _StallingRelay
+) -> None:
+    options = {**s3_options, "endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
+    async with S3Store(s3_root, **options) as store:
+        await store.write_bytes("big.bin", os.urandom(MiB))
+        relay.stall_after(64 * 1024)
+        with pytest.raises(artifactio.StoreConnectionError, match=r"big\.bin") as caught:
+            await store.read_bytes("big.bin")
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        relay.release()
+
+
+async def test_files_opened_before_aclose_refuse_requests(
+    s3_root: str, s3_options: dict[str, Any], raw_s3: Any
+) -> None:
+    store = S3Store(s3_root, part_size=PART, **s3_options)
+    store.block_size = 64 * 1024
+    await store.write_bytes("r.bin", os.urandom(MiB))
+    reader = await store.open("r.bin", "rb")
+    assert len(await reader.read(10)) == 10
+    writer = await store.open("w.bin", "wb")
+    await writer.write(os.urandom(PART + 1))  # one part goes up in the background
+    await store.aclose()  # waits for that part
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
+        await reader.read()
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
+        await writer.close()
+    await reader.close()
+    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
+        await store.exists("r.bin")
+    assert "w.bin" not in _keys(raw_s3, store)
 
 
 # ---------------------------------------------------------------- launcher

@@ -88,7 +88,7 @@ def should_retry(exc: BaseException) -> bool:
     """
     if isinstance(exc, aiohttp.ClientResponseError):
         return exc.status in RETRY_STATUSES
-    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError))
+    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError))
 
 
 def retry_delay(
@@ -180,8 +180,9 @@ def map_error(
     """
     if isinstance(exc, aiohttp.ClientResponseError):
         return status_error(exc.status, _error_detail(exc), op, path, missing=missing)
-    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
-        kind = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)):
+        timed_out = isinstance(exc, (asyncio.TimeoutError, TimeoutError))
+        kind = "timed out" if timed_out else type(exc).__name__
         return StoreConnectionError(
             errno.ECONNREFUSED if isinstance(exc, aiohttp.ClientConnectorError) else errno.EIO,
             f"{op}: cannot reach {endpoint} ({kind}: {exc})",

@@ -28,6 +28,15 @@ with gcloud-aio-storage). The rules, from SEMANTICS.md:
 Clients are made lazily, one per event loop, so a store works across several
 ``asyncio.run()`` calls and from several loops; :meth:`ObjectStore.aclose` closes
 them all, and a client whose loop shuts down first is closed with it.
+
+Closing never pulls a connection from under a request: every request a client
+makes is counted while it runs (:meth:`ObjectClient.request`). ``aclose()``
+first refuses new requests (``StoreClosedError``, also for files opened
+earlier), then waits for those in flight, at most the client's
+:attr:`~ObjectClient.close_grace` (the configured ``read_timeout``: a stalled
+request fails by then on its own), and only then closes the connections.
+Response bodies are read with their own stall timeout (:func:`read_body`),
+since aiohttp forgets a body's read timeout when its connection is closed.
 """
 
 from __future__ import annotations
@@ -52,7 +61,14 @@ from .._paths import StoreRoot, base_name
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+    from collections.abc import (
+        AsyncGenerator,
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Iterable,
+        Iterator,
+    )
 
 __all__ = [
     "ListPage",
@@ -62,6 +78,7 @@ __all__ = [
     "ObjectStore",
     "Upload",
     "object_changed",
+    "read_body",
     "redact_url",
 ]
 
@@ -81,6 +98,9 @@ _MAX_PARALLEL_READS = 8
 
 _ABORT_GRACE = 30.0
 """Seconds an aborting writer waits for its parts in flight before cancelling them."""
+
+_BODY_CHUNK = 1 << 20
+"""Bytes asked for per read of a response body (:func:`read_body`)."""
 
 _ROOT_INFO = EntryInfo("dir")
 
@@ -200,6 +220,62 @@ class ObjectClient(abc.ABC):
     delete_batch: int = 1000
     prune_empty_dirs: bool = False
 
+    def __init__(self, *, store: str, close_grace: float) -> None:
+        """Set up the request count.
+
+        Args:
+            store: The store's root, for the messages of refused requests.
+            close_grace: Seconds :meth:`drain` waits for requests in flight.
+        """
+        self.store = store
+        self.close_grace = close_grace
+        self._requests = 0
+        self._idle: asyncio.Event | None = None
+        self._refused = False  # the store is closing: only clean-up requests may start
+        self._shut = False  # the connections are (being) closed: nothing may start
+
+    @contextlib.contextmanager
+    def request(self, op: str, *, cleanup: bool = False) -> Iterator[None]:
+        """Count one request (with its response body) while it runs.
+
+        Every request a client makes runs inside this, so that closing waits for it.
+
+        Args:
+            op: The operation, for the message.
+            cleanup: An abort of something begun earlier: still allowed while the
+                store closes, until the connections are closed.
+
+        Raises:
+            artifactio.StoreClosedError: The store was closed.
+        """
+        if self._shut or (self._refused and not cleanup):
+            raise StoreClosedError(f"{op}: store {self.store!r} is closed")
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests and self._idle is not None:
+                self._idle.set()
+
+    def refuse(self) -> None:
+        """Refuse new requests from now on (clean-ups excepted); thread-safe."""
+        self._refused = True
+
+    async def drain(self) -> None:
+        """Refuse new requests, then wait for those in flight, at most :attr:`close_grace`.
+
+        Called on the client's own loop before :meth:`aclose`; afterwards every
+        request is refused.
+        """
+        self._refused = True
+        with anyio.move_on_after(self.close_grace):
+            while self._requests:
+                self._idle = asyncio.Event()
+                await self._idle.wait()
+        self._idle = None
+        self._shut = True
+
     @abc.abstractmethod
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         """Describe one object, or ``None`` when it does not exist."""
@@ -279,6 +355,37 @@ def object_changed(op: str, path: str) -> OSError:
     return os_error(
         OSError, op, path, "the file was replaced while it was being read", code=errno.ESTALE
     )
+
+
+async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> bytes:
+    """Read a response body to its end, failing when no byte arrives for ``idle`` seconds.
+
+    aiohttp's own read timeout is not enough: when the connection is closed under
+    a body still arriving, aiohttp drops the body's timeout and never wakes the
+    read. This bound is ours.
+
+    Args:
+        read: Reads up to ``n`` bytes, ``b""`` at the end (``StreamReader.read``).
+        idle: The longest wait for the next bytes.
+
+    Returns:
+        The whole body.
+
+    Raises:
+        TimeoutError: The body stalled for ``idle`` seconds.
+    """
+    chunks: list[bytes] = []
+    try:
+        with anyio.fail_after(idle) as scope:
+            while True:
+                chunk = await read(_BODY_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                scope.deadline = anyio.current_time() + idle
+    except TimeoutError:
+        raise TimeoutError(f"no data from the server for {idle:g} s") from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def redact_url(url: str) -> str:
@@ -389,16 +496,24 @@ class _ClientPool:
             client, slot.client = slot.client, None
             if client is not None:
                 try:
+                    await client.drain()
                     await client.aclose()
                 except Exception:  # pragma: no cover - closing is best effort
                     logger.debug("closing a client of %s failed", self._label, exc_info=True)
 
     async def aclose(self) -> None:
-        """Close every client: this loop's at once, those of loops running elsewhere there."""
+        """Close every client: this loop's at once, those of loops running elsewhere there.
+
+        New requests are refused at once, on every loop; each client then waits
+        (bounded) for its requests in flight before closing its connections.
+        """
         with self._lock:
             self._closed = True
             slots = list(self._slots.items())
             self._slots.clear()
+        for _, slot in slots:
+            if slot.client is not None:
+                slot.client.refuse()
         current = asyncio.get_running_loop()
         for loop, slot in slots:
             guard = slot.guard
@@ -407,9 +522,10 @@ class _ClientPool:
             if loop is current:
                 await guard.aclose()
             elif loop.is_running() and not loop.is_closed():
+                grace = slot.client.close_grace if slot.client is not None else 0.0
                 future = asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(future), 30)
+                    await asyncio.wait_for(asyncio.wrap_future(future), grace + 30)
             # A loop that is not running closes the client itself when it shuts down.
 
 
@@ -661,10 +777,14 @@ class ObjectStore(AsyncArtifactStore):
         batch = max(1, client.delete_batch)
         dirs: set[str] = {prefix}
         limit = anyio.Semaphore(max(1, min(self.concurrency, 16)))
+        failures: list[Exception] = []
 
         async def delete(keys: list[str]) -> None:
             try:
                 await client.delete_many(self.bucket, keys)
+            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+                failures.append(exc)
+                tg.cancel_scope.cancel()
             finally:
                 limit.release()
 
@@ -674,6 +794,8 @@ class ObjectStore(AsyncArtifactStore):
                 for i in range(0, len(files), batch):
                     await limit.acquire()
                     tg.start_soon(delete, files[i : i + batch])
+        if failures:
+            raise failures[0]
         await self._delete_dirs(client, dirs)
         await self._forget_empty_parents(client, key)
 
@@ -803,14 +925,21 @@ class _ObjectReader(RawReader):
         spans = [(s, min(s + block, end)) for s in range(start, end, block)]
         pieces: list[bytes] = [b""] * len(spans)
         limit = anyio.Semaphore(max(1, min(self._store.concurrency, _MAX_PARALLEL_READS)))
+        failures: list[Exception] = []
 
         async def one(i: int) -> None:
             async with limit:
-                pieces[i] = await self._get(*spans[i])
+                try:
+                    pieces[i] = await self._get(*spans[i])
+                except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+                    failures.append(exc)
+                    tg.cancel_scope.cancel()
 
         async with anyio.create_task_group() as tg:
             for i in range(len(spans)):
                 tg.start_soon(one, i)
+        if failures:
+            raise failures[0]
         return b"".join(pieces)
 
     async def read_at(self, offset: int, n: int) -> bytes:

@@ -46,7 +46,7 @@ import anyio.to_thread
 from gcloud.aio.storage import Storage
 
 from .._config import GCSConfig
-from .._exceptions import IntegrityError, os_error
+from .._exceptions import IntegrityError, StoreClosedError, os_error
 from .._paths import StoreRoot
 from ._gcs_protocol import (
     BATCH_LIMIT,
@@ -78,6 +78,7 @@ from ._objectstore import (
     ObjectStore,
     Upload,
     object_changed,
+    read_body,
     redact_url,
 )
 
@@ -199,7 +200,10 @@ class _GCSClient(ObjectClient):
         session: aiohttp.ClientSession,
         storage: Storage,
         token: Any,
+        *,
+        store: str,
     ) -> None:
+        super().__init__(store=store, close_grace=settings.read_timeout)
         self._settings = settings
         self._session = session
         self._storage = storage
@@ -247,24 +251,28 @@ class _GCSClient(ObjectClient):
         *,
         missing: str | None = None,
     ) -> T:
-        """Run one request with retries; translate what finally fails."""
+        """Run one request with retries; translate what finally fails.
+
+        Raises:
+            artifactio.StoreClosedError: The store was closed (also between retries).
+        """
         attempt = 0
         while True:
-            try:
-                await self._auth()  # credential failures surface as such, not as HTTP errors
-            except PermissionError as exc:
-                raise os_error(PermissionError, op, path, exc.strerror or "") from exc.__cause__
-            try:
-                return await func()
-            except Exception as exc:
-                if attempt < self._settings.retries and should_retry(exc):
-                    await anyio.sleep(retry_delay(attempt))
-                    attempt += 1
-                    continue
-                mapped = map_error(exc, op, path, endpoint=self._shown, missing=missing)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+            with self.request(op):
+                try:
+                    await self._auth()  # credential failures surface as such, not as HTTP errors
+                except PermissionError as exc:
+                    raise os_error(PermissionError, op, path, exc.strerror or "") from exc.__cause__
+                try:
+                    return await func()
+                except Exception as exc:
+                    if not (attempt < self._settings.retries and should_retry(exc)):
+                        mapped = map_error(exc, op, path, endpoint=self._shown, missing=missing)
+                        if mapped is exc:
+                            raise
+                        raise mapped from exc
+            await anyio.sleep(retry_delay(attempt))
+            attempt += 1
 
     @staticmethod
     def _no_bucket(bucket: str) -> str:
@@ -344,8 +352,8 @@ class _GCSClient(ObjectClient):
             ) as resp:
                 if resp.status == 416:
                     return None
-                await _raise_for_status(resp)
-                data = await resp.read()
+                await _raise_for_status(resp, self._settings.read_timeout)
+                data = await read_body(resp.content.read, self._settings.read_timeout)
                 got = self._ranged(resp, data, start, end)
                 self._check_download(bucket, key, resp.headers, got, start)
                 return got
@@ -437,7 +445,10 @@ class _GCSClient(ObjectClient):
         generation = resource.get("generation")
         if generation:
             params = {"ifGenerationMatch": str(generation)}
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+            with (
+                contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, StoreClosedError),
+                self.request("write", cleanup=True),
+            ):
                 await self._storage.delete(bucket, key, params=params, timeout=self._total())
         raise IntegrityError(
             errno.EIO,
@@ -465,7 +476,7 @@ class _GCSClient(ObjectClient):
                 data=body,
                 timeout=self._settings.timeout(),
             ) as resp:
-                await _raise_for_status(resp)
+                await _raise_for_status(resp, self._settings.read_timeout)
                 location = resp.headers.get("Location")
                 if not location:
                     raise os_error(OSError, "write", path, "no resumable session URL in the answer")
@@ -550,8 +561,8 @@ class _GCSClient(ObjectClient):
         ) as resp:
             if resp.status in (400, 404, 405, 501):
                 return None
-            await _raise_for_status(resp)
-            body = await resp.read()
+            await _raise_for_status(resp, self._settings.read_timeout)
+            body = await read_body(resp.content.read, self._settings.read_timeout)
             return parse_batch_response(resp.headers.get("Content-Type", ""), body)
 
     async def aclose(self) -> None:
@@ -562,10 +573,15 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [""])[0][:200]
 
 
-async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:
-    """Raise ``ClientResponseError`` (with GCS's message) for an error status."""
+async def _raise_for_status(resp: aiohttp.ClientResponse, idle: float) -> None:
+    """Raise ``ClientResponseError`` (with GCS's message) for an error status.
+
+    Args:
+        resp: The response.
+        idle: The longest wait for the next bytes of the error's body.
+    """
     if resp.status >= 400:
-        body = await resp.text(errors="replace")
+        body = (await read_body(resp.content.read, idle)).decode(errors="replace")
         raise aiohttp.ClientResponseError(
             resp.request_info, resp.history, status=resp.status,
             message=f"{resp.reason}: {body}", headers=resp.headers,
@@ -619,7 +635,8 @@ class _ResumableUpload(Upload):
         attempt = 0
         while True:
             try:
-                result = await self._put(view, sent_from, total if final else None, crc_after)
+                with client.request("write"):
+                    result = await self._put(view, sent_from, total if final else None, crc_after)
             except Exception as exc:
                 if attempt >= settings.retries or not should_retry(exc):
                     mapped = map_error(exc, "write", self._path, endpoint=client._shown)
@@ -681,12 +698,13 @@ class _ResumableUpload(Upload):
                         f"GCS kept {persisted} of {start + len(view)} bytes"
                     )
                 return None
-            await _raise_for_status(resp)
+            timeout = client._settings.read_timeout
+            await _raise_for_status(resp, timeout)
             if total is None:
                 raise os_error(
                     OSError, "write", self._path, "GCS finished the upload early", code=errno.EIO
                 )
-            resource: dict[str, Any] = await resp.json(content_type=None)
+            resource: dict[str, Any] = json.loads(await read_body(resp.content.read, timeout))
             return resource
 
     async def _persisted(self) -> int | None:
@@ -705,7 +723,7 @@ class _ResumableUpload(Upload):
             ) as resp:
                 if resp.status == 308:
                     return persisted_bytes(resp.headers)
-                await _raise_for_status(resp)
+                await _raise_for_status(resp, client._settings.read_timeout)
                 return None
 
         return await client._call("write", self._path, run)
@@ -715,14 +733,17 @@ class _ResumableUpload(Upload):
             return
         self._done = True
         client = self._client
-        headers = await client._auth()
-        try:
-            async with client._session.delete(
-                self._url, headers=headers, timeout=client._settings.timeout()
-            ) as resp:
-                await resp.read()  # 499 (cancelled), 404/410 (gone): all fine
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass  # an unfinished session expires on its own after a week
+        timeout = client._settings.read_timeout
+        with client.request("abort", cleanup=True):
+            headers = await client._auth()
+            try:
+                async with client._session.delete(
+                    self._url, headers=headers, timeout=client._settings.timeout()
+                ) as resp:
+                    # 499 (cancelled), 404/410 (gone): all fine
+                    await read_body(resp.content.read, timeout)
+            except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError):
+                pass  # an unfinished session expires on its own after a week
 
 
 # --------------------------------------------------------------------- store
@@ -801,7 +822,7 @@ class GCSStore(ObjectStore):
         except BaseException:
             await session.close()
             raise
-        return _GCSClient(settings, session, storage, token)
+        return _GCSClient(settings, session, storage, token, store=self.root)
 
     async def _token(self, session: aiohttp.ClientSession) -> Any:
         """The credentials for one client (made in a worker thread: they may read files)."""

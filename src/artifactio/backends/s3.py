@@ -59,6 +59,7 @@ from ._objectstore import (
     ObjectStore,
     Upload,
     object_changed,
+    read_body,
     redact_url,
 )
 
@@ -134,13 +135,14 @@ def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) ->
             IncompleteReadError,
             aiohttp.ClientError,
             asyncio.TimeoutError,
+            TimeoutError,
         ),
     ):
         return StoreConnectionError(f"{op}: cannot reach {endpoint} for {path!r}: {exc}")
     return os_error(OSError, op, path, f"{type(exc).__name__}: {exc}")
 
 
-_FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError)
+_FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)
 
 
 def _code(exc: BaseException) -> str:
@@ -182,14 +184,15 @@ class _S3Upload(Upload):
     async def add_part(self, number: int, data: bytes) -> None:
         s3 = self._client.s3
         try:
-            response = await s3.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="CRC32",
-            )
+            with self._client.request("write"):
+                response = await s3.upload_part(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._id,
+                    PartNumber=number,
+                    Body=data,
+                    ChecksumAlgorithm="CRC32",
+                )
         except _FAILURES as exc:
             raise self._client.error(exc, "write", self._bucket, self._key) from exc
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
@@ -202,21 +205,23 @@ class _S3Upload(Upload):
             await self.add_part(max(self._parts, default=0) + 1, final)
         extra = {"IfNoneMatch": "*"} if self._exclusive else {}
         try:
-            await self._client.s3.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._id,
-                MultipartUpload={"Parts": [self._parts[n] for n in sorted(self._parts)]},
-                **extra,
-            )
+            with self._client.request("write"):
+                await self._client.s3.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._id,
+                    MultipartUpload={"Parts": [self._parts[n] for n in sorted(self._parts)]},
+                    **extra,
+                )
         except _FAILURES as exc:
             raise self._client.error(exc, "write", self._bucket, self._key) from exc
 
     async def abort(self) -> None:
         try:
-            await self._client.s3.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._id
-            )
+            with self._client.request("abort", cleanup=True):
+                await self._client.s3.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._id
+                )
         except _FAILURES as exc:
             mapped = self._client.error(exc, "abort", self._bucket, self._key)
             if not isinstance(mapped, FileNotFoundError):  # already gone
@@ -233,12 +238,16 @@ class S3Client(ObjectClient):
         self,
         s3: Any,
         *,
+        store: str,
         endpoint: str,
+        read_timeout: float,
         max_in_flight: int,
         copy_threshold: int,
         copy_part_size: int,
     ) -> None:
+        super().__init__(store=store, close_grace=read_timeout)
         self.s3 = s3
+        self._read_timeout = read_timeout
         self._endpoint = endpoint
         self._max_in_flight = max_in_flight
         self._copy_threshold = copy_threshold
@@ -251,7 +260,8 @@ class S3Client(ObjectClient):
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
-            r = await self.s3.head_object(Bucket=bucket, Key=key)
+            with self.request("stat"):
+                r = await self.s3.head_object(Bucket=bucket, Key=key)
         except _FAILURES as exc:
             mapped = self.error(exc, "stat", bucket, key)
             if isinstance(mapped, FileNotFoundError):
@@ -277,7 +287,8 @@ class S3Client(ObjectClient):
         if token:
             kwargs["ContinuationToken"] = token
         try:
-            r = await self.s3.list_objects_v2(**kwargs)
+            with self.request("list"):
+                r = await self.s3.list_objects_v2(**kwargs)
         except _FAILURES as exc:
             raise self.error(exc, "list", bucket, prefix) from exc
         objects = [
@@ -301,12 +312,7 @@ class S3Client(ObjectClient):
         if version:
             kwargs["IfMatch"] = version
         try:
-            r = await self.s3.get_object(**kwargs)
-            body = r["Body"]
-            try:
-                data: bytes = await body.read()
-            finally:
-                body.close()
+            r, data = await self._get(kwargs)
         except _FAILURES as exc:
             mapped = self.error(exc, "read", bucket, key)
             if _code(exc) == "InvalidRange" and start == 0:  # a zero-size object has no byte 0
@@ -323,17 +329,23 @@ class S3Client(ObjectClient):
         raw_etag = r.get("ETag")
         return ObjectRead(data, size, raw_etag, _etag(raw_etag), _timestamp(r.get("LastModified")))
 
+    async def _get(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """``GetObject`` and its body (read with our own stall timeout)."""
+        with self.request("read"):
+            r: dict[str, Any] = await self.s3.get_object(**kwargs)
+            body = r["Body"]
+            try:
+                data = await read_body(body.read, self._read_timeout)
+            finally:
+                body.close()
+        return r, data
+
     async def _get_empty(self, bucket: str, key: str, version: str | None) -> ObjectRead:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version:
             kwargs["IfMatch"] = version
         try:
-            r = await self.s3.get_object(**kwargs)
-            body = r["Body"]
-            try:
-                data: bytes = await body.read()
-            finally:
-                body.close()
+            r, data = await self._get(kwargs)
         except _FAILURES as exc:
             raise self.error(exc, "read", bucket, key) from exc
         raw_etag = r.get("ETag")
@@ -346,11 +358,16 @@ class S3Client(ObjectClient):
         if exclusive:
             kwargs["IfNoneMatch"] = "*"
         try:
-            await self.s3.put_object(**kwargs)
+            with self.request("write"):
+                await self.s3.put_object(**kwargs)
         except _FAILURES as exc:
             raise self.error(exc, "write", bucket, key) from exc
 
     async def copy(self, bucket: str, src: str, dst: str, *, size: int | None = None) -> None:
+        with self.request("copy"):
+            await self._copy(bucket, src, dst, size)
+
+    async def _copy(self, bucket: str, src: str, dst: str, size: int | None) -> None:
         if size is not None and size > self._copy_threshold:
             await self._copy_in_parts(bucket, src, dst, size)
             return
@@ -446,7 +463,8 @@ class S3Client(ObjectClient):
 
     async def delete(self, bucket: str, key: str) -> None:
         try:
-            await self.s3.delete_object(Bucket=bucket, Key=key)
+            with self.request("delete"):
+                await self.s3.delete_object(Bucket=bucket, Key=key)
         except _FAILURES as exc:
             if _code(exc) not in _NOT_FOUND:  # a missing key is fine, a missing bucket is not
                 raise self.error(exc, "delete", bucket, key) from exc
@@ -458,9 +476,10 @@ class S3Client(ObjectClient):
             await self.delete(bucket, keys[0])
             return
         try:
-            r = await self.s3.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-            )
+            with self.request("delete"):
+                r = await self.s3.delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+                )
         except _FAILURES as exc:
             raise self.error(exc, "delete", bucket, keys[0]) from exc
         for failure in r.get("Errors", ()):
@@ -471,7 +490,8 @@ class S3Client(ObjectClient):
             raise self.error(fake, "delete", bucket, failure.get("Key", "")) from None
 
     async def upload(self, bucket: str, key: str, *, exclusive: bool) -> Upload:
-        upload_id = await self._create_upload("write", bucket, key, ChecksumAlgorithm="CRC32")
+        with self.request("write"):
+            upload_id = await self._create_upload("write", bucket, key, ChecksumAlgorithm="CRC32")
         return _S3Upload(self, bucket, key, upload_id, exclusive, self._max_in_flight)
 
     async def aclose(self) -> None:
@@ -563,7 +583,9 @@ class S3Store(ObjectStore):
         s3 = await _shared_session().create_client("s3", **kwargs).__aenter__()
         return S3Client(
             s3,
+            store=self.root,
             endpoint=redact_url(endpoint or "AWS S3"),
+            read_timeout=cfg.read_timeout,
             max_in_flight=max(1, min(cfg.concurrency, 4)),
             copy_threshold=self.multipart_copy_threshold,
             copy_part_size=self.copy_part_size,
