@@ -325,6 +325,34 @@ async def test_listing_and_rmtree_over_many_keys(store: S3Store, raw_s3: Any) ->
     assert await store.listdir(store.root) == []
 
 
+async def test_failed_directory_rename_leaves_no_partial_copy(
+    store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.makedirs("src/empty")
+    for i in range(6):
+        await store.write_bytes(f"src/f{i}.bin", b"x" * i)
+    before = sorted(_keys(raw_s3, store))
+    real_copy = S3Client.copy
+    calls = 0
+
+    async def failing_copy(self: S3Client, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise PermissionError(errno.EACCES, "copy: denied (injected)", "s3://x")
+        await real_copy(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Client, "copy", failing_copy)
+    with pytest.raises(PermissionError, match="injected"):
+        await store.rename("src", "dst")
+    monkeypatch.undo()
+    # The source is whole, nothing is left at the destination, and the move can be retried.
+    assert sorted(_keys(raw_s3, store)) == before
+    assert not await store.exists("dst")
+    await store.rename("src", "dst")
+    assert await store.read_bytes("dst/f5.bin") == b"xxxxx"
+
+
 async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: Any) -> None:
     await store.makedirs("src/empty")
     await store.write_bytes("src/a/b.txt", b"b")

@@ -767,7 +767,13 @@ class ObjectStore(AsyncArtifactStore):
             else:
                 await client.copy(self.bucket, meta.key, target, size=meta.size)
 
-        await self._for_each(listed, one)
+        try:
+            await self._for_each(listed, one)
+        except BaseException:
+            # Nothing of src was deleted yet: take the partial copy back, so the
+            # failed move changed nothing and can be retried.
+            await self._discard_partial(dst)
+            raise
         await self._delete_keys(client, src_prefix, (meta.key for meta in listed))
         await self._forget_empty_parents(client, src)
 
