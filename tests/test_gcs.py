@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import traceback
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -22,6 +21,7 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 import artifactio
+from _relay import StallingRelay
 from artifactio import IntegrityError, StoreConnectionError
 from artifactio.backends import _objectstore, gcs
 from artifactio.backends._gcs_protocol import (
@@ -524,85 +524,9 @@ def test_part_size_must_be_a_multiple_of_256k() -> None:
 # ------------------------------------------------- closing with requests in flight
 
 
-class _StallingRelay:
-    """A TCP relay to a real server that can hold the server's answers back mid-way."""
-
-    def __init__(self, target: str) -> None:
-        parts = urllib.parse.urlsplit(target)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.url = ""
-        self.stalled = asyncio.Event()  # an answer is being held back
-        self._go = asyncio.Event()
-        self._go.set()
-        self._passed = 0  # bytes of answers forwarded
-        self._limit: int | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._handlers: set[asyncio.Task[Any]] = set()
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> _StallingRelay:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self.release()
-        for writer in self._writers:
-            writer.close()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def stall_after(self, nbytes: int) -> None:
-        """Forward ``nbytes`` more bytes of answers, then hold the rest back."""
-        self._limit = self._passed + nbytes
-        self._go.clear()
-
-    def release(self) -> None:
-        """Forward everything again."""
-        self._limit = None
-        self._go.set()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._handlers.add(asyncio.current_task())  # type: ignore[arg-type]
-        self._writers.append(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.append(up_writer)
-        await asyncio.gather(
-            self._pump(reader, up_writer, answers=False),
-            self._pump(up_reader, writer, answers=True),
-        )
-
-    async def _pump(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool
-    ) -> None:
-        try:
-            while data := await src.read(65536):
-                if answers and self._limit is not None and self._passed + len(data) > self._limit:
-                    room = max(0, self._limit - self._passed)
-                    dst.write(data[:room])
-                    self._passed += room
-                    data = data[room:]
-                    await dst.drain()
-                    self.stalled.set()
-                    await self._go.wait()
-                dst.write(data)
-                self._passed += len(data) if answers else 0
-                await dst.drain()
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-
 @pytest.fixture
-async def relay(fake_gcs_server: FakeGCSServer) -> AsyncIterator[_StallingRelay]:
-    async with _StallingRelay(fake_gcs_server.url) as r:
+async def relay(fake_gcs_server: FakeGCSServer) -> AsyncIterator[StallingRelay]:
+    async with StallingRelay(fake_gcs_server.url) as r:
         yield r
 
 
@@ -611,7 +535,7 @@ async def _until_closing(store: GCSStore) -> None:
         await asyncio.sleep(0)
 
 
-async def test_aclose_lets_a_read_in_flight_finish(gcs_root: str, relay: _StallingRelay) -> None:
+async def test_aclose_lets_a_read_in_flight_finish(gcs_root: str, relay: StallingRelay) -> None:
     data = _payload(CHUNK - 100, seed=3)  # one ranged GET
     store = GCSStore(gcs_root, part_size=CHUNK, endpoint_url=relay.url)
     await store.write_bytes("big.bin", data)
@@ -627,7 +551,7 @@ async def test_aclose_lets_a_read_in_flight_finish(gcs_root: str, relay: _Stalli
         await store.read_bytes("big.bin")
 
 
-async def test_aclose_bounds_a_stalled_read_in_flight(gcs_root: str, relay: _StallingRelay) -> None:
+async def test_aclose_bounds_a_stalled_read_in_flight(gcs_root: str, relay: StallingRelay) -> None:
     # aiohttp drops a body's own read timeout when its connection is closed under
     # it: the store's timeout must end the read (the test timeout catches a hang).
     options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
@@ -643,7 +567,7 @@ async def test_aclose_bounds_a_stalled_read_in_flight(gcs_root: str, relay: _Sta
         assert isinstance(caught.value.__cause__, TimeoutError)
 
 
-async def test_stalled_body_is_a_connection_error(gcs_root: str, relay: _StallingRelay) -> None:
+async def test_stalled_body_is_a_connection_error(gcs_root: str, relay: StallingRelay) -> None:
     options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
     async with GCSStore(gcs_root, part_size=CHUNK, **options) as store:
         await store.write_bytes("big.bin", _payload(CHUNK - 100))
