@@ -48,13 +48,13 @@ import errno
 import logging
 import os
 import threading
-import urllib.parse
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from .._config import redact_url
 from .._exceptions import InvalidPathError, StoreClosedError, os_error
 from .._files import RawReader, RawWriter
 from .._paths import StoreRoot, base_name
@@ -386,16 +386,6 @@ async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> byt
     except TimeoutError:
         raise TimeoutError(f"no data from the server for {idle:g} s") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, for messages and reprs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 # ------------------------------------------------------- one client per loop
