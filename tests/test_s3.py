@@ -353,6 +353,30 @@ async def test_failed_directory_rename_leaves_no_partial_copy(
     assert await store.read_bytes("dst/f5.bin") == b"xxxxx"
 
 
+async def test_rmtree_batch_failure_raises_the_error_itself(
+    store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(8):
+        await store.write_bytes(f"t/f{i}.bin", b"x")
+    monkeypatch.setattr(S3Client, "delete_batch", 2)  # four batches, several in flight
+    real_delete_many = S3Client.delete_many
+    calls = 0
+
+    async def failing_delete_many(self: S3Client, bucket: str, keys: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise PermissionError(errno.EACCES, "delete: denied (injected)", "s3://x")
+        await real_delete_many(self, bucket, keys)
+
+    monkeypatch.setattr(S3Client, "delete_many", failing_delete_many)
+    with pytest.raises(PermissionError, match="injected"):  # not an ExceptionGroup
+        await store.rmtree("t")
+    monkeypatch.undo()
+    await store.rmtree("t")  # what is left can be removed afterwards
+    assert not await store.exists("t")
+
+
 async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: Any) -> None:
     await store.makedirs("src/empty")
     await store.write_bytes("src/a/b.txt", b"b")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import stat as stat_module
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -49,7 +50,7 @@ from ._paths import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 
     from typing_extensions import Self
 
@@ -333,31 +334,40 @@ class AsyncArtifactStore(abc.ABC):
     async def _aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's connections and sessions."""
 
-    async def _for_each(self, items: Iterable[T], func: Callable[[T], Awaitable[Any]]) -> None:
-        """Run ``func`` on every item with at most ``concurrency`` in flight.
+    async def _for_each(
+        self,
+        items: Iterable[T] | AsyncIterator[T],
+        func: Callable[[T], Awaitable[Any]],
+        *,
+        limit: int | None = None,
+    ) -> None:
+        """Run ``func`` on every item with at most ``limit`` (default ``concurrency``) in flight.
 
-        A task is started only when a slot is free, so a long list costs no more
-        than ``concurrency`` tasks at a time. The first failure cancels the rest.
+        ``items`` may be an async iterator (e.g. batches made from listing pages
+        as they arrive). A task is started only when a slot is free, so a long
+        list costs no more than ``limit`` tasks at a time. The first failure
+        cancels the rest and is raised as itself (not in an ``ExceptionGroup``).
         """
         if in_inline_mode():  # driven by the sync facade without an event loop: one by one
-            for item in items:
-                await func(item)
+            async with contextlib.aclosing(_each(items)) as feed:
+                async for item in feed:
+                    await func(item)
             return
-        limit = anyio.Semaphore(max(self.concurrency, 1))
+        slots = anyio.Semaphore(max(limit or self.concurrency, 1))
         failures: list[Exception] = []
 
         async def one(item: T) -> None:
             try:
                 await func(item)
-            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+            except Exception as exc:
                 failures.append(exc)
                 tg.cancel_scope.cancel()
             finally:
-                limit.release()
+                slots.release()
 
-        async with anyio.create_task_group() as tg:
-            for item in items:
-                await limit.acquire()
+        async with contextlib.aclosing(_each(items)) as feed, anyio.create_task_group() as tg:
+            async for item in feed:
+                await slots.acquire()
                 tg.start_soon(one, item)
         if failures:
             raise failures[0]
@@ -790,6 +800,23 @@ class AsyncArtifactStore(abc.ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _each(items: Iterable[T] | AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Iterate a plain or an async iterator; an async one is closed however the loop ends."""
+    if not isinstance(items, AsyncIterator):
+        for item in items:
+            yield item
+        return
+    try:
+        async for item in items:
+            yield item
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            scope = contextlib.nullcontext() if in_inline_mode() else anyio.CancelScope(shield=True)
+            with scope:
+                await aclose()
 
 
 def _one_path(path: PathType | None, name: PathType | None) -> PathType:

@@ -772,26 +772,18 @@ class ObjectStore(AsyncArtifactStore):
         prefix = self._prefix(key)
         batch = max(1, client.delete_batch)
         dirs: set[str] = {prefix}
-        limit = anyio.Semaphore(max(1, min(self.concurrency, 16)))
-        failures: list[Exception] = []
 
-        async def delete(keys: list[str]) -> None:
-            try:
-                await client.delete_many(self.bucket, keys)
-            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
-                failures.append(exc)
-                tg.cancel_scope.cancel()
-            finally:
-                limit.release()
-
-        async with anyio.create_task_group() as tg:
+        async def batches() -> AsyncIterator[list[str]]:
+            # Deleting starts with the first page; later pages are listed meanwhile.
             async for page in self._pages(client, prefix, None):
                 files = self._sort_keys(client, prefix, (m.key for m in page.objects), dirs)
                 for i in range(0, len(files), batch):
-                    await limit.acquire()
-                    tg.start_soon(delete, files[i : i + batch])
-        if failures:
-            raise failures[0]
+                    yield files[i : i + batch]
+
+        async def delete(keys: list[str]) -> None:
+            await client.delete_many(self.bucket, keys)
+
+        await self._for_each(batches(), delete, limit=min(self.concurrency, 16))
         await self._delete_dirs(client, dirs)
         await self._forget_empty_parents(client, key)
 
