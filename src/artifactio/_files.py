@@ -367,7 +367,6 @@ class AsyncWriteFile(AsyncFile[bytes]):
         self._part_size = max(int(part_size), 1)
         self._buf = bytearray()
         self._written = 0
-        self._failed = False
 
     def __del__(self) -> None:
         # Dropped without aclose() or abort(): nothing is published (the backend's
@@ -391,7 +390,6 @@ class AsyncWriteFile(AsyncFile[bytes]):
         try:
             await step()
         except BaseException:
-            self._failed = True
             await self.abort()
             raise
 
@@ -441,12 +439,6 @@ class AsyncWriteFile(AsyncFile[bytes]):
             return
         with anyio.CancelScope(shield=True):
             await self._raw.abort()
-
-
-class _TextMixin:
-    encoding: str
-    errors: str
-    newline: str | None
 
 
 class AsyncTextReadFile(AsyncFile[str]):
