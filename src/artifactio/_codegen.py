@@ -366,9 +366,7 @@ def _is_property(node: ast.AsyncFunctionDef | ast.FunctionDef) -> bool:
     return any(isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list)
 
 
-def _params_and_call(
-    args: ast.arguments, imports: _Imports
-) -> tuple[list[str], list[str]]:
+def _params_and_call(args: ast.arguments, imports: _Imports) -> tuple[list[str], list[str]]:
     """The parameter list (without ``self``) and the arguments that forward it."""
     params: list[str] = []
     call: list[str] = []

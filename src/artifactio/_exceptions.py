@@ -21,7 +21,7 @@ class get one here, always with a builtin base so ``except OSError`` still works
         └── IntegrityError .............. a checksum did not match
 
 Backends translate their client library's errors only at their boundary, with
-:func:`raise_os_error` and the small helpers below, always ``raise ... from exc``.
+:func:`os_error` and the small helpers below, always ``raise ... from exc``.
 """
 
 from __future__ import annotations

@@ -15,9 +15,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import anyio
-
-from ._blocking import in_inline_mode
+from ._concurrency import shielded
 from ._exceptions import StoreClosedError
 
 if TYPE_CHECKING:
@@ -434,10 +432,7 @@ class AsyncWriteFile(AsyncFile[bytes]):
             return
         self._closed = True
         self._buf.clear()
-        if in_inline_mode():  # driven by the sync facade: no event loop, nothing can cancel
-            await self._raw.abort()
-            return
-        with anyio.CancelScope(shield=True):
+        with shielded():
             await self._raw.abort()
 
 

@@ -303,11 +303,6 @@ class GlobMatcher:
         """Whether the pattern holds ``**`` (and may match at any depth)."""
         return "**" in self.parts
 
-    @property
-    def max_depth(self) -> int | None:
-        """How many components below ``base`` a match can have (``None``: unbounded)."""
-        return None if self.recursive else len(self.parts)
-
     def matches(self, rel: str) -> bool:
         """Whether ``rel`` (a key relative to ``base``) matches."""
         return _match_parts(self.parts, rel.split("/") if rel else [])

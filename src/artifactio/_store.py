@@ -1,33 +1,22 @@
 """``AsyncArtifactStore``: the async API, written once above a few backend primitives.
 
-A backend implements the primitives (the ``_``-prefixed abstract methods: look
-up one entry, list one directory, open a reader or a writer, delete a file,
-create a directory). Everything users call — path rules and bounds, argument
-checks in ZenML's order, ``glob``, ``walk``, ``rmtree``, ``size``, copy and
-rename fallbacks — is written here, once, so every backend behaves alike. A
-backend may override the optional primitives (``_copy_file``, ``_move``,
-``_rmtree``, ``_iter_tree``...) when its service does them better.
+A backend implements the primitives of :class:`~artifactio._primitives.StorePrimitives`
+(look up one entry, list one directory, open a reader or a writer, delete a
+file, create a directory). Everything users call — path rules and bounds,
+argument checks in ZenML's order, ``glob``, ``walk``, ``rmtree``, ``size``,
+copy and rename — is written here, once, so every backend behaves alike.
+
+The blocking facade ``_sync/_store.py`` is generated from this module's
+:class:`AsyncArtifactStore` by ``artifactio._codegen``: its public methods, their
+signatures and docstrings are the facade's too.
 """
 
 from __future__ import annotations
 
-import abc
-import contextlib
-import stat as stat_module
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ._blocking import in_inline_mode
-from ._exceptions import (
-    PathOutsideStoreError,
-    StoreClosedError,
-    directory_not_empty,
-    invalid_argument,
-    os_error,
-)
+from ._entries import DirEntry, EntryInfo, StatResult, WalkEntry
+from ._exceptions import PathOutsideStoreError, directory_not_empty, invalid_argument
 from ._files import (
     AsyncFile,
     AsyncReadFile,
@@ -35,108 +24,20 @@ from ._files import (
     AsyncTextWriteFile,
     AsyncWriteFile,
     OpenContext,
-    RawReader,
-    RawWriter,
     resolve_open_args,
 )
-from ._paths import (
-    GlobMatcher,
-    PathType,
-    StoreRoot,
-    glob_matcher,
-    is_below,
-    join_key,
-    parent_key,
-)
+from ._paths import GlobMatcher, PathType, glob_matcher, is_below, join_key, parent_key
+from ._primitives import StorePrimitives
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+    from collections.abc import AsyncIterator, Callable
 
     from typing_extensions import Self
 
 __all__ = ["AsyncArtifactStore", "DirEntry", "EntryInfo", "StatResult", "WalkEntry"]
 
-T = TypeVar("T")
 
-WalkEntry = tuple[str, list[str], list[str]]
-"""One step of :meth:`AsyncArtifactStore.walk`: ``(dirpath, dirnames, filenames)``."""
-
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
-DEFAULT_CONCURRENCY = 32
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    """What a backend knows about one entry (the ``_info`` primitive's answer)."""
-
-    kind: Literal["file", "dir"]
-    size: int = 0
-    mtime: float | None = None
-    etag: str | None = None
-    checksum: str | None = None
-
-
-@dataclass(frozen=True)
-class DirEntry:
-    """One entry of a directory listing (the ``_scandir`` primitive's answer).
-
-    ``is_link`` marks a symbolic link (local disks): ``walk`` lists a link to a
-    directory among the directories but does not descend into it, as ``os.walk``.
-    """
-
-    name: str
-    is_dir: bool
-    size: int = 0
-    mtime: float | None = None
-    is_link: bool = False
-
-
-@dataclass(frozen=True)
-class StatResult:
-    """The result of :meth:`AsyncArtifactStore.stat`.
-
-    Works where an ``os.stat_result`` is expected for the common fields:
-    ``st_size``, ``st_mtime`` and ``st_mode`` (so ``stat.S_ISDIR(st.st_mode)``).
-
-    Attributes:
-        path: The full path.
-        size: Size in bytes (0 for directories).
-        mtime: Last modification, seconds since the epoch (0.0 where unknown).
-        is_dir: Whether it is a directory.
-        etag: The backend's entity tag, where it has one.
-        checksum: A content checksum (``"md5:..."``, ``"crc32c:..."``), where known.
-    """
-
-    path: str
-    size: int
-    mtime: float
-    is_dir: bool
-    etag: str | None = None
-    checksum: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def is_file(self) -> bool:
-        """Whether it is a regular file."""
-        return not self.is_dir
-
-    @property
-    def st_size(self) -> int:
-        """``os.stat_result``-style size."""
-        return self.size
-
-    @property
-    def st_mtime(self) -> float:
-        """``os.stat_result``-style modification time."""
-        return self.mtime
-
-    @property
-    def st_mode(self) -> int:
-        """``os.stat_result``-style mode: ``S_IFDIR | 0o755`` or ``S_IFREG | 0o644``."""
-        return (stat_module.S_IFDIR | 0o755) if self.is_dir else (stat_module.S_IFREG | 0o644)
-
-
-class AsyncArtifactStore(abc.ABC):
+class AsyncArtifactStore(StorePrimitives):
     """An artifact store with an awaitable method for every operation.
 
     Get one with :func:`artifactio.open_store`. Paths may be full paths in the
@@ -151,226 +52,10 @@ class AsyncArtifactStore(abc.ABC):
         part_size: Write buffer and multipart part size, in bytes.
     """
 
-    scheme: ClassVar[str] = ""
-    """The URI scheme this backend registers (``"s3"``, ``"file"``...)."""
-
-    inline_capable: ClassVar[bool] = False
-    """Whether every blocking call goes through ``run_blocking`` so the sync facade
-    may drive this store inline in the caller's thread (local-only backends)."""
-
-    checks_ancestors: ClassVar[bool] = True
-    """Whether writing below a file raises ``NotADirectoryError`` (object stores: no)."""
-
-    def __init__(
-        self,
-        root: StoreRoot,
-        *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        part_size: int = DEFAULT_PART_SIZE,
-    ) -> None:
-        self._root = root
-        self.concurrency = int(concurrency)
-        self.part_size = int(part_size)
-        self._closed = False
-
-    # ------------------------------------------------------------------ helpers
-
     @property
     def root(self) -> str:
         """The store's root, as a full path."""
         return self._root.uri
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.root!r})"
-
-    def _key(self, path: PathType, op: str) -> str:
-        if self._closed:
-            raise StoreClosedError(f"{op}: store {self.root!r} is closed")
-        return self._root.key(path, op)
-
-    def _full(self, key: str) -> str:
-        return self._root.full(key)
-
-    def _err(self, cls: type[OSError], op: str, key: str, detail: str = "") -> OSError:
-        return os_error(cls, op, self._full(key), detail)
-
-    async def _require(self, key: str, op: str) -> EntryInfo:
-        info = await self._info(key)
-        if info is None:
-            raise self._err(FileNotFoundError, op, key)
-        return info
-
-    # --------------------------------------------------------- primitives (must)
-
-    @abc.abstractmethod
-    async def _info(self, key: str) -> EntryInfo | None:
-        """Describe ``key`` or return ``None`` when it does not exist.
-
-        Where a file and a directory share a name, describe the file. The root
-        (``""``) is always a directory. Failures other than "missing" raise.
-        """
-
-    async def _isdir(self, key: str) -> bool:
-        """Whether ``key`` is a directory (where a file shares the name too: yes)."""
-        info = await self._info(key)
-        return info is not None and info.kind == "dir"
-
-    @abc.abstractmethod
-    def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
-        """Yield the entries directly below directory ``key``, a page at a time.
-
-        Raises:
-            FileNotFoundError: ``key`` does not exist.
-            NotADirectoryError: ``key`` is a file.
-        """
-
-    @abc.abstractmethod
-    async def _open_reader(self, key: str) -> RawReader:
-        """Open file ``key`` for reading.
-
-        Raises:
-            FileNotFoundError: Missing.
-            IsADirectoryError: A directory.
-        """
-
-    @abc.abstractmethod
-    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
-        """Open a sink that replaces file ``key`` on commit.
-
-        Parent directories are created as needed (local: ``NotADirectoryError``
-        when an ancestor is a file). With ``exclusive``, commit raises
-        ``FileExistsError`` if the file exists by then, atomically where possible.
-        """
-
-    @abc.abstractmethod
-    async def _remove_file(self, key: str) -> None:
-        """Delete file ``key`` (already known to be a file)."""
-
-    @abc.abstractmethod
-    async def _create_dir(self, key: str, *, parents: bool) -> None:
-        """Create directory ``key`` (checks were done; missing parents too if ``parents``)."""
-
-    @abc.abstractmethod
-    async def _remove_dir(self, key: str) -> None:
-        """Delete directory ``key``, which holds no files any more (rmtree fallback)."""
-
-    # ------------------------------------------------------ primitives (optional)
-
-    async def _iter_tree(self, key: str) -> AsyncIterator[tuple[str, DirEntry]]:
-        """Yield ``(key, entry)`` for everything below directory ``key``, in any order.
-
-        The default walks directory by directory; object stores list flat.
-        """
-        stack = [key]
-        while stack:
-            current = stack.pop()
-            async for page in self._scandir(current):
-                for entry in page:
-                    child = join_key(current, entry.name)
-                    yield child, entry
-                    if entry.is_dir:
-                        stack.append(child)
-
-    async def _copy_file(self, src: str, dst: str) -> None:
-        """Copy file ``src`` onto ``dst`` (checks were done). Default: stream it."""
-        reader = await self._open_reader(src)
-        try:
-            writer = await self._open_writer(dst, exclusive=False)
-            out = AsyncWriteFile(self._full(dst), "wb", writer, self.part_size)
-            async with out:
-                offset = 0
-                block = max(reader.block_size, self.part_size)
-                while offset < reader.size:
-                    chunk = await reader.read_at(offset, min(block, reader.size - offset))
-                    if not chunk:
-                        break
-                    await out.write(chunk)
-                    offset += len(chunk)
-        finally:
-            await reader.aclose()
-
-    async def _move(self, src: str, dst: str, *, is_dir: bool) -> None:
-        """Move ``src`` to ``dst`` (checks were done; ``dst`` is free). Default: copy + delete."""
-        if not is_dir:
-            await self._copy_file(src, dst)
-            await self._remove_file(src)
-            return
-        dirs: list[str] = []
-        files: list[str] = []
-        async for child, entry in self._iter_tree(src):
-            (dirs if entry.is_dir else files).append(child)
-        try:
-            await self._create_dir(dst, parents=True)
-            for child in sorted(dirs):
-                await self._create_dir(dst + child[len(src) :], parents=True)
-            await self._for_each(
-                files, lambda child: self._copy_file(child, dst + child[len(src) :])
-            )
-        except BaseException:
-            # Nothing of src was deleted yet: take the partial copy back, so the
-            # failed move changed nothing and can be retried.
-            await self._discard_partial(dst)
-            raise
-        await self._rmtree(src)
-
-    async def _discard_partial(self, key: str) -> None:
-        """Delete what a failed copy made at ``key``; best effort, even when cancelled."""
-        scope = contextlib.nullcontext() if in_inline_mode() else anyio.CancelScope(shield=True)
-        with scope, contextlib.suppress(Exception):  # the original failure matters more
-            if await self._info(key) is not None:
-                await self._rmtree(key)
-
-    async def _rmtree(self, key: str) -> None:
-        """Delete directory ``key`` and everything below it. Default: files, then dirs."""
-        dirs: list[str] = []
-        files: list[str] = []
-        async for child, entry in self._iter_tree(key):
-            (dirs if entry.is_dir else files).append(child)
-        await self._for_each(files, self._remove_file)
-        for child in sorted(dirs, key=lambda k: k.count("/"), reverse=True):
-            await self._remove_dir(child)
-        await self._remove_dir(key)
-
-    async def _aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release the backend's connections and sessions."""
-
-    async def _for_each(
-        self,
-        items: Iterable[T] | AsyncIterator[T],
-        func: Callable[[T], Awaitable[Any]],
-        *,
-        limit: int | None = None,
-    ) -> None:
-        """Run ``func`` on every item with at most ``limit`` (default ``concurrency``) in flight.
-
-        ``items`` may be an async iterator (e.g. batches made from listing pages
-        as they arrive). A task is started only when a slot is free, so a long
-        list costs no more than ``limit`` tasks at a time. The first failure
-        cancels the rest and is raised as itself (not in an ``ExceptionGroup``).
-        """
-        if in_inline_mode():  # driven by the sync facade without an event loop: one by one
-            async with contextlib.aclosing(_each(items)) as feed:
-                async for item in feed:
-                    await func(item)
-            return
-        slots = anyio.Semaphore(max(limit or self.concurrency, 1))
-        failures: list[Exception] = []
-
-        async def one(item: T) -> None:
-            try:
-                await func(item)
-            except Exception as exc:
-                failures.append(exc)
-                tg.cancel_scope.cancel()
-            finally:
-                slots.release()
-
-        async with contextlib.aclosing(_each(items)) as feed, anyio.create_task_group() as tg:
-            async for item in feed:
-                await slots.acquire()
-                tg.start_soon(one, item)
-        if failures:
-            raise failures[0]
 
     # ------------------------------------------------------------------ the API
 
@@ -447,23 +132,6 @@ class AsyncArtifactStore(abc.ABC):
                 await writer.abort()
                 raise
         return writer if binary else AsyncTextWriteFile(writer, encoding, errors, newline)
-
-    async def _append_existing(self, key: str, writer: AsyncWriteFile) -> None:
-        """Feed the current content of ``key`` into ``writer`` (``a`` modes)."""
-        try:
-            reader = await self._open_reader(key)
-        except FileNotFoundError:
-            return
-        try:
-            offset = 0
-            while offset < reader.size:
-                chunk = await reader.read_at(offset, min(self.part_size, reader.size - offset))
-                if not chunk:
-                    break
-                await writer.write(chunk)
-                offset += len(chunk)
-        finally:
-            await reader.aclose()
 
     async def read_bytes(self, path: PathType) -> bytes:
         """Return the whole content of a file.
@@ -581,19 +249,6 @@ class AsyncArtifactStore(abc.ABC):
             if info.kind != "dir":  # else made meanwhile by a concurrent caller
                 raise self._err(NotADirectoryError, "mkdir", key, "parent is not a directory")
         await self._create_dir(key, parents=False)
-
-    async def _check_ancestors(self, key: str, op: str) -> None:
-        """Raise ``NotADirectoryError`` when a file sits where a parent directory should be."""
-        parent = parent_key(key)
-        while parent:
-            if await self._isdir(parent):
-                return
-            info = await self._info(parent)
-            if info is not None:
-                if info.kind == "dir":  # made meanwhile by a concurrent caller
-                    return
-                raise self._err(NotADirectoryError, op, key, f"{self._full(parent)!r} is a file")
-            parent = parent_key(parent)
 
     async def remove(self, path: PathType) -> None:
         """Delete one file.
@@ -802,27 +457,9 @@ class AsyncArtifactStore(abc.ABC):
         await self.aclose()
 
 
-async def _each(items: Iterable[T] | AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """Iterate a plain or an async iterator; an async one is closed however the loop ends."""
-    if not isinstance(items, AsyncIterator):
-        for item in items:
-            yield item
-        return
-    try:
-        async for item in items:
-            yield item
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            scope = contextlib.nullcontext() if in_inline_mode() else anyio.CancelScope(shield=True)
-            with scope:
-                await aclose()
-
-
 def _one_path(path: PathType | None, name: PathType | None) -> PathType:
     if path is None and name is None:
         raise TypeError("open() missing required argument: 'path'")
     if path is not None and name is not None:
         raise TypeError("open() got both 'path' and 'name'; pass one")
     return path if path is not None else name  # type: ignore[return-value]
-

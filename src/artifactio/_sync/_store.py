@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from .._entries import StatResult, WalkEntry
     from .._paths import PathType
-    from .._store import StatResult, WalkEntry
 
 __all__ = ["ArtifactStore"]
 

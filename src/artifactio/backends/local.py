@@ -44,9 +44,9 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import aiofiles.threadpool
-import anyio
 
 from .._blocking import in_inline_mode, run_blocking
+from .._concurrency import shielded
 from .._config import LocalConfig
 from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
 from .._files import RawReader, RawWriter
@@ -185,10 +185,7 @@ async def _cleanup(func: Callable[[], object]) -> None:
 
     ``run_blocking`` alone would raise at once in a cancelled scope and skip the call.
     """
-    if in_inline_mode():
-        func()
-        return
-    with anyio.CancelScope(shield=True):
+    with shielded():
         await run_blocking(func)
 
 
@@ -274,7 +271,11 @@ class _LocalWriter(RawWriter):
 
     async def commit(self) -> None:
         await run_blocking(
-            self._store._commit_sync, self._file.raw, self._tmp, self._target, self._exclusive,
+            self._store._commit_sync,
+            self._file.raw,
+            self._tmp,
+            self._target,
+            self._exclusive,
             self._key,
         )
         self._discard.detach()

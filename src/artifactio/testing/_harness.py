@@ -91,49 +91,6 @@ class StoreFactory:
         return self.new_store()
 
 
-class AsyncFileAPI(Protocol):
-    """The file object the suite drives (async methods in both variants)."""
-
-    @property
-    def name(self) -> Any:
-        """The path that was opened."""
-
-    @property
-    def mode(self) -> Any:
-        """The mode it was opened with."""
-
-    @property
-    def closed(self) -> bool:
-        """Whether it is closed."""
-
-    async def read(self, size: int = -1) -> Any:
-        """Read."""
-
-    async def readline(self, size: int = -1) -> Any:
-        """Read a line."""
-
-    async def readlines(self) -> list[Any]:
-        """Read all lines."""
-
-    async def write(self, data: Any) -> int:
-        """Write."""
-
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Seek."""
-
-    async def tell(self) -> int:
-        """Tell."""
-
-    async def flush(self) -> None:
-        """Flush."""
-
-    async def close(self) -> None:
-        """Close."""
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        """Iterate over lines."""
-
-
 class OpenAPI(Protocol):
     """What ``open`` returns: awaitable, and an async context manager."""
 
