@@ -24,25 +24,11 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 import artifactio
-from artifactio.backends.memory import MemoryStore
+from artifactio.testing import SuspendingMemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from artifactio._store import EntryInfo
-
-
-class LoopOnlyMemoryStore(MemoryStore):
-    """A memory store that really waits on the event loop, as network backends do."""
-
-    inline_capable = False
-
-    async def _info(self, key: str) -> EntryInfo | None:
-        await anyio.sleep(0)
-        return await super()._info(key)
 
 
 def _local_store_class() -> type[Any] | None:
@@ -111,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("artifactio.backends.local is missing: skipping local rows", file=sys.stderr)
 
-        looped = artifactio.ArtifactStore(LoopOnlyMemoryStore("memory://bench-facade"))
+        looped = artifactio.ArtifactStore(SuspendingMemoryStore("memory://bench-facade"))
         closers.append(looped.close)
         rows.append(("ArtifactStore memory, loop thread", lambda: looped.exists("data.bin")))
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
+from artifactio.testing import (
+    Capabilities,
+    ConformanceSuite,
+    StoreFactory,
+    SuspendingMemoryStore,
+)
 
 
 class TestMemory(ConformanceSuite):
@@ -57,9 +62,4 @@ class TestMemoryOnLoopThread(ConformanceSuite):
 
     @pytest.fixture
     def async_store_factory(self, memory_root: str) -> StoreFactory:
-        from artifactio.backends.memory import MemoryStore
-
-        class LoopThreadMemoryStore(MemoryStore):
-            inline_capable = False
-
-        return StoreFactory(lambda: LoopThreadMemoryStore(memory_root, part_size=64 * 1024))
+        return StoreFactory(lambda: SuspendingMemoryStore(memory_root, part_size=64 * 1024))

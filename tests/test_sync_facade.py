@@ -1,7 +1,7 @@
 """The blocking facade ``artifactio.ArtifactStore`` and the runner behind it.
 
 Every test runs twice: on the memory backend, which the facade drives inline in
-the caller's thread, and on :class:`LoopOnlyStore`, a memory store whose
+the caller's thread, and on :class:`SuspendingMemoryStore`, a memory store whose
 primitives really suspend, so the facade must run it on its loop thread.
 """
 
@@ -31,47 +31,20 @@ import artifactio
 from artifactio import ArtifactStore, StoreClosedError
 from artifactio._blocking import InlineSuspendedError, run_inline
 from artifactio.backends.memory import MemoryStore
+from artifactio.testing import SuspendingMemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from artifactio._files import RawReader, RawWriter
-    from artifactio._store import DirEntry, EntryInfo
-
-
-class LoopOnlyStore(MemoryStore):
-    """A memory store that really waits on the event loop, as network backends do."""
-
-    inline_capable = False
-
-    async def _info(self, key: str) -> EntryInfo | None:
-        await anyio.sleep(0)
-        return await super()._info(key)
-
-    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
-        await anyio.sleep(0)
-        async for page in super()._scandir(key):
-            yield page
-
-    async def _open_reader(self, key: str) -> RawReader:
-        await anyio.sleep(0)
-        return await super()._open_reader(key)
-
-    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
-        await anyio.sleep(0)
-        return await super()._open_writer(key, exclusive=exclusive)
-
-    async def _remove_file(self, key: str) -> None:
-        await anyio.sleep(0)
-        await super()._remove_file(key)
+    from artifactio._store import EntryInfo
 
 
 def test_loop_only_store_really_suspends(memory_root: str) -> None:
-    """Guard for the tests below: driving LoopOnlyStore inline must fail."""
+    """Guard for the tests below: driving SuspendingMemoryStore inline must fail."""
     # InlineSuspendedError, or anyio's NoEventLoopError: both are RuntimeErrors.
     assert issubclass(InlineSuspendedError, RuntimeError)
     with pytest.raises(RuntimeError, match=r"event loop|suspended"):
-        run_inline(LoopOnlyStore(memory_root).exists("x"))
+        run_inline(SuspendingMemoryStore(memory_root).exists("x"))
 
 
 @pytest.fixture(params=["inline", "loop"])
@@ -79,7 +52,7 @@ def store(request: pytest.FixtureRequest, memory_root: str) -> Iterator[Artifact
     if request.param == "inline":
         facade = ArtifactStore(memory_root)
     else:
-        facade = ArtifactStore(LoopOnlyStore(memory_root))
+        facade = ArtifactStore(SuspendingMemoryStore(memory_root))
     assert facade._runner.inline is (request.param == "inline")
     with facade:
         yield facade
@@ -373,7 +346,7 @@ def test_garbage_collected_writer_publishes_nothing(store: ArtifactStore, mode: 
 
 
 def test_file_keeps_its_facade_alive(memory_root: str) -> None:
-    f = ArtifactStore(LoopOnlyStore(memory_root)).open("kept.bin", "wb")
+    f = ArtifactStore(SuspendingMemoryStore(memory_root)).open("kept.bin", "wb")
     gc.collect()
     f.write(b"still works")
     f.close()
@@ -419,13 +392,13 @@ def test_called_from_inside_a_running_event_loop(store: ArtifactStore) -> None:
 
 
 def test_call_from_the_loop_thread_raises_instead_of_deadlocking(memory_root: str) -> None:
-    with ArtifactStore(LoopOnlyStore(memory_root)) as store:
+    with ArtifactStore(SuspendingMemoryStore(memory_root)) as store:
         with pytest.raises(RuntimeError, match="own event loop thread"):
             list(store.walk("missing", onerror=lambda exc: store.exists("x")))
         assert store.exists(store.root)
 
 
-class StuckStore(LoopOnlyStore):
+class StuckStore(SuspendingMemoryStore):
     """``_info`` of a path ending in "stuck" waits until it is cancelled."""
 
     def __init__(self, root: str) -> None:
@@ -575,7 +548,7 @@ def _spawned(facade: ArtifactStore, loop_root: str) -> tuple[bytes, bytes, bool]
     with facade:
         facade.write_bytes("x", b"by uri")
         first = facade.read_bytes("x")
-    with ArtifactStore(LoopOnlyStore(loop_root)) as looped:
+    with ArtifactStore(SuspendingMemoryStore(loop_root)) as looped:
         looped.write_bytes("y", b"on a loop")
         return first, looped.read_bytes("y"), looped._runner.inline
 
@@ -600,7 +573,7 @@ def test_pickled_facade_reopens_its_uri(memory_root: str) -> None:
 
 
 def test_construction_and_close(memory_root: str) -> None:
-    async_store = LoopOnlyStore(memory_root)
+    async_store = SuspendingMemoryStore(memory_root)
     store = ArtifactStore(async_store)
     assert store.async_store is async_store
     assert store.root == async_store.root == memory_root
@@ -662,10 +635,10 @@ def test_writer_open_at_close_cannot_publish(store: ArtifactStore) -> None:
 def test_no_resource_warning_from_closing_or_dropping_facades(memory_root: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        closed = ArtifactStore(LoopOnlyStore(memory_root))
+        closed = ArtifactStore(SuspendingMemoryStore(memory_root))
         closed.write_bytes("a", b"1")
         closed.close()
-        dropped = ArtifactStore(LoopOnlyStore(memory_root))
+        dropped = ArtifactStore(SuspendingMemoryStore(memory_root))
         assert dropped.read_bytes("a") == b"1"
         thread = dropped._runner._thread
         assert thread is not None

@@ -60,6 +60,7 @@ from ._harness import (
     rejects,
     snapshot,
 )
+from ._stores import SuspendingMemoryStore
 from ._suite_concurrency import ConcurrencyTests, FacadeThreadingTests, ObjectStoreTests
 from ._suite_files import FileTests
 from ._suite_listing import ListingTests
@@ -79,6 +80,7 @@ __all__ = [
     "PathRulesTests",
     "StoreAPI",
     "StoreFactory",
+    "SuspendingMemoryStore",
     "SyncAsAsync",
     "Tree",
     "every_operation",
