@@ -26,6 +26,7 @@ __all__ = [
     "ObjectStoreConfig",
     "S3Config",
     "StoreConfig",
+    "redact_url",
 ]
 
 MiB = 1024 * 1024

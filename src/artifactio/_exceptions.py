@@ -38,6 +38,8 @@ __all__ = [
     "StoreClosedError",
     "StoreConnectionError",
     "UnsupportedSchemeError",
+    "directory_not_empty",
+    "invalid_argument",
     "os_error",
 ]
 

@@ -26,14 +26,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncFile",
-    "resolve_open_args",
     "AsyncReadFile",
     "AsyncTextReadFile",
     "AsyncTextWriteFile",
     "AsyncWriteFile",
+    "OpenContext",
     "RawReader",
     "RawWriter",
     "parse_mode",
+    "resolve_open_args",
 ]
 
 _MODES = {

@@ -21,7 +21,19 @@ from ._exceptions import InvalidPathError, PathOutsideStoreError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["PathType", "StoreRoot", "coerce_path", "glob_matcher", "split_scheme"]
+__all__ = [
+    "GlobMatcher",
+    "PathType",
+    "StoreRoot",
+    "base_name",
+    "coerce_path",
+    "glob_matcher",
+    "has_magic",
+    "is_below",
+    "join_key",
+    "parent_key",
+    "split_scheme",
+]
 
 PathType = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 """Anything a path may be given as: ``str``, ``bytes`` or an ``os.PathLike``."""

@@ -29,6 +29,8 @@ import artifactio
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+__all__ = ["main", "run_demo"]
+
 SMALL_FILES = 200
 BIG_FILE = 24 * 1024 * 1024
 

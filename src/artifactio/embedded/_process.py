@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+__all__ = ["HOST", "ServerProcess", "find_executable", "free_port", "port_free"]
+
 HOST = "127.0.0.1"
 _START_ATTEMPTS = 3  # a port chosen free may be taken before the server binds it
 _TAIL_BYTES = 256 * 1024  # log_tail() reads no more than this from the end of the log
