@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -126,14 +127,15 @@ async def measure_pair(
         await run_concurrent(op, min(plan.objects, 2 * plan.concurrency), plan.concurrency)
     for _ in range(plan.repeat):
         for row, op in ((raw, raw_op), (ours, our_op)):
-            if sequential:
-                row.add(*await timed_async(lambda op=op: run_sequential(op, plan.objects)))
-            else:
-                row.add(
-                    *await timed_async(
-                        lambda op=op: run_concurrent(op, plan.objects, plan.concurrency)
-                    )
-                )
+            row.add(*await timed_async(functools.partial(run_all, op, plan, sequential)))
+
+
+async def run_all(op: Callable[[int], Awaitable[object]], plan: Plan, sequential: bool) -> None:
+    """Every object of the plan, one after the other or ``concurrency`` at a time."""
+    if sequential:
+        await run_sequential(op, plan.objects)
+    else:
+        await run_concurrent(op, plan.objects, plan.concurrency)
 
 
 def measure_facade(plan: Plan, row: Row, call: Callable[[int], object]) -> None:
@@ -211,7 +213,7 @@ async def gcs_async_rows(
     # As many pooled connections as the store's own session has.
     connector = aiohttp.TCPConnector(limit=plan.concurrency + 8)
     async with aiohttp.ClientSession(connector=connector) as session:
-        storage = Storage(api_root=server.url, session=session)  # type: ignore[arg-type]
+        storage = Storage(api_root=server.url, session=session)
 
         async def raw_put(prefix: str, i: int) -> object:
             return await storage.upload(
