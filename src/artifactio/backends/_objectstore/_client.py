@@ -1,0 +1,325 @@
+"""The service-neutral client: the few calls an object store makes to S3 or GCS.
+
+Each service implements :class:`ObjectClient` (S3 with aiobotocore, GCS with
+gcloud-aio-storage) and, for writes in parts, :class:`Upload`; the data types
+here are what those calls answer.
+
+Closing never pulls a connection from under a request: every request a client
+makes is counted while it runs (:meth:`ObjectClient.request`). ``aclose()``
+first refuses new requests (``StoreClosedError``, also for files opened
+earlier), then waits for those in flight, at most the client's
+:attr:`~ObjectClient.close_grace` (the configured ``read_timeout``: a stalled
+request fails by then on its own), and only then closes the connections.
+Response bodies are read with their own stall timeout (:func:`read_body`),
+since aiohttp forgets a body's read timeout when its connection is closed.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ..._exceptions import StoreClosedError, os_error
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+__all__ = [
+    "LIST_PAGE",
+    "ListPage",
+    "ObjectClient",
+    "ObjectMeta",
+    "ObjectRead",
+    "Upload",
+    "object_changed",
+    "read_body",
+]
+
+LIST_PAGE = 1000
+"""Keys asked for per listing request (the S3 maximum)."""
+
+_BODY_CHUNK = 1 << 20
+"""Bytes asked for per read of a response body (:func:`read_body`)."""
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """One object, as a listing or a metadata request describes it.
+
+    Attributes:
+        key: The object's full key in its bucket.
+        size: Size in bytes.
+        mtime: Last modification, seconds since the epoch, where known.
+        etag: The entity tag, without quotes, where the service has one.
+        version: The token that pins this content for :meth:`ObjectClient.get_range`
+            (S3: the ETag; GCS: the generation).
+        checksum: ``"md5:..."``/``"crc32c:..."`` where the service reports one.
+    """
+
+    key: str
+    size: int
+    mtime: float | None = None
+    etag: str | None = None
+    version: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing.
+
+    Attributes:
+        objects: The objects of this page (with a delimiter: those directly below
+            the prefix, a marker named exactly like the prefix included).
+        prefixes: With a delimiter, the common prefixes (``"a/b/"``) of this page.
+        next_token: Pass it back for the next page; ``None`` on the last page.
+    """
+
+    objects: list[ObjectMeta]
+    prefixes: list[str]
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """The answer of a ranged read.
+
+    Attributes:
+        data: The bytes of the requested range (fewer only at end of object).
+        size: The whole object's size.
+        version: The token pinning this content (see :attr:`ObjectMeta.version`).
+        etag: The entity tag, without quotes.
+        mtime: Last modification, where known.
+    """
+
+    data: bytes
+    size: int
+    version: str | None = None
+    etag: str | None = None
+    mtime: float | None = None
+
+
+class Upload(abc.ABC):
+    """An upload in parts (S3 multipart upload, GCS resumable session).
+
+    Parts are numbered from 1 and handed over in order; all but the final piece
+    are at least the service's minimum size (S3: 5 MiB; GCS: a multiple of 256 KiB).
+
+    Attributes:
+        max_in_flight: How many :meth:`add_part` calls may run at once (S3 takes
+            parts in any order; a GCS session needs them one after the other: 1).
+    """
+
+    max_in_flight: int = 1
+
+    @abc.abstractmethod
+    async def add_part(self, number: int, data: bytes) -> None:
+        """Upload part ``number``."""
+
+    @abc.abstractmethod
+    async def complete(self, final: bytes) -> None:
+        """Upload ``final`` (possibly empty) as the last piece and publish the object.
+
+        Raises:
+            FileExistsError: An exclusive upload found the object already there.
+        """
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discard the upload and every part sent; nothing stays behind. Idempotent."""
+
+
+class ObjectClient(abc.ABC):
+    """The few calls :class:`ObjectStore` needs from a service; one per event loop.
+
+    Every method raises builtin ``OSError`` subclasses (mapped once, at the
+    service's boundary, with the operation and the ``scheme://bucket/key`` path in
+    the message): ``FileNotFoundError`` for a missing bucket (naming it) or
+    object, ``PermissionError`` for refused credentials,
+    ``artifactio.StoreConnectionError`` when the endpoint cannot be reached.
+
+    Attributes:
+        delete_batch: The most keys :meth:`delete_many` takes at once.
+        prune_empty_dirs: Whether ``rmtree`` also deletes the markers of the
+            directories its keys imply, deepest first, and every removal then
+            deletes the entries of parents it emptied. Services that keep real
+            directory entries (SeaweedFS's filer) need it to forget emptied
+            directories at once; on S3 the extra keys cost nothing (they ride in
+            the batch deletes), on GCS every missing key would cost a request.
+    """
+
+    delete_batch: int = 1000
+    prune_empty_dirs: bool = False
+
+    def __init__(self, *, store: str, close_grace: float) -> None:
+        """Set up the request count.
+
+        Args:
+            store: The store's root, for the messages of refused requests.
+            close_grace: Seconds :meth:`drain` waits for requests in flight.
+        """
+        self.store = store
+        self.close_grace = close_grace
+        self._requests = 0
+        self._idle: asyncio.Event | None = None
+        self._refused = False  # the store is closing: only clean-up requests may start
+        self._shut = False  # the connections are (being) closed: nothing may start
+
+    @contextlib.contextmanager
+    def request(self, op: str, *, cleanup: bool = False) -> Iterator[None]:
+        """Count one request (with its response body) while it runs.
+
+        Every request a client makes runs inside this, so that closing waits for it.
+
+        Args:
+            op: The operation, for the message.
+            cleanup: An abort of something begun earlier: still allowed while the
+                store closes, until the connections are closed.
+
+        Raises:
+            artifactio.StoreClosedError: The store was closed.
+        """
+        if self._shut or (self._refused and not cleanup):
+            raise StoreClosedError(f"{op}: store {self.store!r} is closed")
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests and self._idle is not None:
+                self._idle.set()
+
+    def refuse(self) -> None:
+        """Refuse new requests from now on (clean-ups excepted); thread-safe."""
+        self._refused = True
+
+    async def drain(self) -> None:
+        """Refuse new requests, then wait for those in flight, at most :attr:`close_grace`.
+
+        Called on the client's own loop before :meth:`aclose`; afterwards every
+        request is refused.
+        """
+        self._refused = True
+        with anyio.move_on_after(self.close_grace):
+            while self._requests:
+                self._idle = asyncio.Event()
+                await self._idle.wait()
+        self._idle = None
+        self._shut = True
+
+    @abc.abstractmethod
+    async def head(self, bucket: str, key: str) -> ObjectMeta | None:
+        """Describe one object, or ``None`` when it does not exist."""
+
+    @abc.abstractmethod
+    async def list_page(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        delimiter: str | None,
+        limit: int = LIST_PAGE,
+        token: str | None = None,
+    ) -> ListPage:
+        """List one page of the keys starting with ``prefix``.
+
+        Raises:
+            FileNotFoundError: The bucket does not exist.
+        """
+
+    @abc.abstractmethod
+    async def get_range(
+        self, bucket: str, key: str, start: int, end: int, *, version: str | None = None
+    ) -> ObjectRead:
+        """Read bytes ``[start, end)`` (fewer at the end of the object).
+
+        A zero-size object reads as ``b""`` for ``start == 0``.
+
+        Args:
+            bucket: The bucket.
+            key: The object's key.
+            start: First byte.
+            end: One past the last byte wanted.
+            version: Fail unless the object still is this version.
+
+        Raises:
+            FileNotFoundError: No such object.
+            OSError: ``errno.ESTALE`` (see :func:`object_changed`) when ``version``
+                no longer matches.
+        """
+
+    @abc.abstractmethod
+    async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
+        """Create or replace an object in one request.
+
+        Raises:
+            FileExistsError: ``exclusive`` and the object exists.
+        """
+
+    @abc.abstractmethod
+    async def copy(self, bucket: str, src: str, dst: str, *, size: int | None = None) -> None:
+        """Copy an object server-side (``size`` is a hint where the service needs one).
+
+        Raises:
+            FileNotFoundError: ``src`` does not exist.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, bucket: str, key: str) -> None:
+        """Delete one object; a missing object is not an error."""
+
+    @abc.abstractmethod
+    async def delete_many(self, bucket: str, keys: list[str]) -> None:
+        """Delete up to :attr:`delete_batch` objects; missing ones are not an error."""
+
+    @abc.abstractmethod
+    async def upload(self, bucket: str, key: str, *, exclusive: bool) -> Upload:
+        """Start an upload in parts (``exclusive``: completing fails if the object exists)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the client's connections."""
+
+
+def object_changed(op: str, path: str) -> OSError:
+    """The error a read raises when the object was replaced after it was opened."""
+    return os_error(
+        OSError, op, path, "the file was replaced while it was being read", code=errno.ESTALE
+    )
+
+
+async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> bytes:
+    """Read a response body to its end, failing when no byte arrives for ``idle`` seconds.
+
+    aiohttp's own read timeout is not enough: when the connection is closed under
+    a body still arriving, aiohttp drops the body's timeout and never wakes the
+    read. This bound is ours.
+
+    Args:
+        read: Reads up to ``n`` bytes, ``b""`` at the end (``StreamReader.read``).
+        idle: The longest wait for the next bytes.
+
+    Returns:
+        The whole body.
+
+    Raises:
+        TimeoutError: The body stalled for ``idle`` seconds.
+    """
+    chunks: list[bytes] = []
+    try:
+        with anyio.fail_after(idle) as scope:
+            while True:
+                chunk = await read(_BODY_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                scope.deadline = anyio.current_time() + idle
+    except TimeoutError:
+        raise TimeoutError(f"no data from the server for {idle:g} s") from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,170 @@
+"""Writing: one upload for a small file, an upload in parts for a large one.
+
+Writes buffer up to ``part_size``: a small file is one upload, a larger one a
+multipart (S3) or resumable (GCS) upload whose parts go up while the caller
+keeps writing. Closing completes it; an exception or a cancellation aborts it,
+leaving neither an object nor a pending upload. A writer dropped without being
+closed aborts its upload too (on its loop, with a ``ResourceWarning``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+from ..._files import RawWriter
+
+if TYPE_CHECKING:
+    from ._client import Upload
+    from ._store import ObjectStore
+
+__all__ = ["ObjectWriter"]
+
+logger = logging.getLogger("artifactio.objectstore")
+
+_PARTS_PER_STEP = 1000
+"""Every this many parts, the writer's part size grows by ``part_size`` (S3 allows 10,000 parts)."""
+
+_ABORT_GRACE = 30.0
+"""Seconds an aborting writer waits for its parts in flight before cancelling them."""
+
+_DROPPED: set[asyncio.Task[None]] = set()
+"""Aborts of uploads whose writer was dropped without being closed (kept until done)."""
+
+
+class ObjectWriter(RawWriter):
+    """Buffers a file; one upload when small, a multipart upload when large.
+
+    Parts go up in the background (as many at once as the upload allows) while the
+    caller keeps writing. Part sizes grow by ``part_size`` every 1,000 parts so
+    a file never needs more than S3's 10,000 parts; every part size is a multiple
+    of ``part_size``, as GCS's 256 KiB rule needs.
+    """
+
+    def __init__(self, store: ObjectStore, obj: str, exclusive: bool) -> None:
+        self._store = store
+        self._obj = obj
+        self._exclusive = exclusive
+        self._buf = bytearray()
+        self._upload: Upload | None = None
+        self._starting: asyncio.Task[Upload] | None = None
+        self._parts = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __del__(self) -> None:
+        # Dropped without commit() or abort(): the upload would stay pending on the
+        # server (S3 keeps, and bills, its parts). Abort it on its loop, and say so.
+        if self._upload is None and self._starting is None:
+            return
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(
+                    _abort_dropped, self._upload, self._starting, self._in_flight, self._obj
+                )
+        warnings.warn(
+            f"the writer of {self._obj!r} was dropped without being closed; "
+            "its upload is aborted and nothing was written",
+            ResourceWarning,
+            stacklevel=1,
+        )
+
+    def _target(self) -> int:
+        return self._store.part_size * (1 + self._parts // _PARTS_PER_STEP)
+
+    async def write(self, data: bytes) -> None:
+        self._buf += data
+        target = self._target()
+        # Keep at least one byte back: the last piece goes with complete().
+        while len(self._buf) > target:
+            part = bytes(self._buf[:target])
+            del self._buf[:target]
+            await self._send(part)
+            target = self._target()
+
+    async def _send(self, part: bytes) -> None:
+        if self._upload is None:
+            if self._starting is None:
+                client = await self._store._client()
+                self._loop = asyncio.get_running_loop()
+                self._starting = self._loop.create_task(
+                    client.upload(self._store.bucket, self._obj, exclusive=self._exclusive)
+                )
+            # Shielded: once the server may have made the upload, abort() must learn
+            # its id to discard it, whatever cancels this task meanwhile.
+            self._upload = await asyncio.shield(self._starting)
+        upload = self._upload
+        while len(self._in_flight) >= max(1, upload.max_in_flight):
+            await self._wait_one()
+        self._parts += 1
+        task = asyncio.get_running_loop().create_task(upload.add_part(self._parts, part))
+        self._in_flight.add(task)
+
+    async def _wait_one(self) -> None:
+        done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        self._in_flight -= done
+        for task in done:
+            task.result()  # raises the part's failure
+
+    async def commit(self) -> None:
+        data = bytes(self._buf)
+        self._buf.clear()
+        if self._upload is None:
+            client = await self._store._client()
+            await client.put(self._store.bucket, self._obj, data, exclusive=self._exclusive)
+            return
+        while self._in_flight:
+            await self._wait_one()
+        await self._upload.complete(data)
+        self._upload = self._starting = None
+
+    async def abort(self) -> None:
+        self._buf.clear()
+        tasks, self._in_flight = self._in_flight, set()
+        upload, self._upload = self._upload, None
+        starting, self._starting = self._starting, None
+        await _abort_upload(upload, starting, tasks, self._obj)
+
+
+async def _abort_upload(
+    upload: Upload | None,
+    starting: asyncio.Task[Upload] | None,
+    tasks: set[asyncio.Task[None]],
+    obj: str,
+) -> None:
+    """Discard an upload: let its parts in flight land (bounded), then abort it."""
+    if tasks:
+        # Let parts already on the wire land first: one that a server finished
+        # after the abort could bring the upload back. Cancel what lingers.
+        _, late = await asyncio.wait(tasks, timeout=_ABORT_GRACE)
+        for task in late:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+    if upload is None and starting is not None:
+        try:
+            upload = await starting
+        except BaseException:  # the upload was never made
+            upload = None
+    if upload is not None:
+        try:
+            await upload.abort()
+        except Exception:
+            logger.warning("could not abort the upload of %r", obj, exc_info=True)
+
+
+def _abort_dropped(
+    upload: Upload | None,
+    starting: asyncio.Task[Upload] | None,
+    tasks: set[asyncio.Task[None]],
+    obj: str,
+) -> None:
+    """Start aborting the upload of a writer that was garbage-collected unclosed."""
+    task = asyncio.get_running_loop().create_task(_abort_upload(upload, starting, tasks, obj))
+    _DROPPED.add(task)
+    task.add_done_callback(_DROPPED.discard)
