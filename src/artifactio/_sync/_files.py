@@ -153,9 +153,7 @@ class RawBridge(io.RawIOBase):
             if not self._discard:
                 self._run(self._afile.aclose())
         except StoreClosedError:
-            self._discard = True
-            self._runner.run_cleanup(self._afile.abort())
-            self._afile._forget()  # no-op when the abort ran; else nothing was published
+            self._drop()
             if self._afile.writable():
                 raise
         finally:
@@ -169,63 +167,72 @@ class RawBridge(io.RawIOBase):
         try:
             self._run(self._afile.abort())
         except StoreClosedError:
-            self._runner.run_cleanup(self._afile.abort())
-            self._afile._forget()  # no-op when the abort ran; else nothing was published
+            self._drop()
         finally:
             super().close()
 
     def finalize(self) -> None:
         """Release from a finalizer: writers abort, readers close; never raises."""
         try:
-            if self.closed:
-                return
-            self._discard = True
-            afile = self._afile
-            self._runner.run_cleanup(afile.abort() if afile.writable() else afile.aclose())
-            afile._forget()
-            super().close()
+            if not self.closed:
+                self._drop()
+                super().close()
         except Exception:  # a finalizer has nobody to report to
             pass
+
+    def _drop(self) -> None:
+        """Abort (readers: close) without waiting on the runner, which may be closed.
+
+        The abort runs where the runner still can run it; either way the async
+        file is marked closed, and nothing written is published.
+        """
+        self._discard = True
+        self._runner.run_cleanup(self._afile.abort())
+        self._afile._forget()
 
     def __del__(self) -> None:
         self.finalize()
 
 
-def _warn_discarded(name: object, source: object) -> None:
-    warnings.warn(
-        f"unclosed file {name!r} opened for writing was garbage-collected: "
-        "the write was aborted and nothing was published (close it, or use 'with')",
-        ResourceWarning,
-        stacklevel=3,
-        source=source,
-    )
+if TYPE_CHECKING:
+    _IOBase = io.IOBase
+else:
+    _IOBase = object  # the mixins below go before a concrete io class
 
 
-class FileReader(io.BufferedReader):
-    """``io.BufferedReader`` over a :class:`RawBridge`, as ``open(path, "rb")`` gives."""
+class _Layer(_IOBase):
+    """Mixin for the file objects handed out: collected unclosed, they release the bridge.
 
-    raw: RawBridge
-
-    def __del__(self) -> None:
-        try:
-            if not self.closed:
-                self.raw.finalize()
-        except Exception:  # a finalizer has nobody to report to
-            pass
-
-
-class FileWriter(io.BufferedWriter):
-    """``io.BufferedWriter`` over a :class:`RawBridge`: publishes on close, all or nothing.
-
-    An exception inside ``with``, :meth:`abort`, or being garbage-collected
-    unclosed discards the write. ``seek`` accepts only the current position.
+    The ``io`` classes' own finalizer would *close*, and so publish a writer's content.
     """
 
-    raw: RawBridge
+    def _bridge(self) -> RawBridge:
+        raise NotImplementedError
+
+    def _release(self) -> bool:
+        """Finalizer work: drop the bridge if still open; whether it was."""
+        try:
+            unclosed = not self.closed
+        except Exception:  # half-initialised
+            return False
+        if unclosed:
+            self._bridge().finalize()
+        return unclosed
+
+    def __del__(self) -> None:
+        self._release()
+
+
+class _Publishing(_Layer):
+    """Mixin for writers: publish on a clean close only, all or nothing.
+
+    An exception inside ``with``, :meth:`abort`, a failing last flush, or being
+    garbage-collected unclosed (with a ``ResourceWarning``) discards the write.
+    """
 
     def abort(self) -> None:
         """Close without publishing anything written."""
-        self.raw.abort()
+        self._bridge().abort()
 
     def close(self) -> None:
         """Publish what was written; if the last flush fails, publish nothing and raise."""
@@ -234,11 +241,54 @@ class FileWriter(io.BufferedWriter):
         try:
             self.flush()
         except BaseException:
-            # io.BufferedWriter.close would close the raw file anyway and so
-            # publish the content without the part that failed to flush.
+            # The io close would close the layers below anyway, and so publish
+            # the content without the part that failed to flush.
             self.abort()
             raise
         super().close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if self._release():
+            warnings.warn(
+                f"unclosed file {self._bridge().name!r} opened for writing was garbage-collected: "
+                "the write was aborted and nothing was published (close it, or use 'with')",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
+
+class FileReader(_Layer, io.BufferedReader):
+    """``io.BufferedReader`` over a :class:`RawBridge`, as ``open(path, "rb")`` gives."""
+
+    raw: RawBridge
+
+    def _bridge(self) -> RawBridge:
+        return self.raw
+
+
+class FileWriter(_Publishing, io.BufferedWriter):
+    """``io.BufferedWriter`` over a :class:`RawBridge`: publishes on close, all or nothing.
+
+    An exception inside ``with``, :meth:`abort`, or being garbage-collected
+    unclosed discards the write. ``seek`` accepts only the current position.
+    """
+
+    raw: RawBridge
+
+    def _bridge(self) -> RawBridge:
+        return self.raw
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Stay where the file is: writers stream, so only the current position is allowed.
@@ -255,35 +305,15 @@ class FileWriter(io.BufferedWriter):
             f"seek: files open for writing are streamed and cannot seek ({self.name!r})"
         )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
-    def __del__(self) -> None:
-        try:
-            unclosed = not self.closed
-        except Exception:  # half-initialised
-            return
-        if unclosed:
-            self.raw.finalize()
-            _warn_discarded(self.name, self)
+class _TextFile(_Layer, io.TextIOWrapper):
+    """``io.TextIOWrapper`` over a :class:`FileReader` or :class:`FileWriter`."""
 
-
-class TextFileReader(io.TextIOWrapper):
-    """``io.TextIOWrapper`` over a :class:`FileReader`, as ``open(path, "r")`` gives."""
-
-    buffer: FileReader
+    buffer: FileReader | FileWriter
 
     def __init__(
         self,
-        buffer: FileReader,
+        buffer: FileReader | FileWriter,
         mode: str,
         encoding: str,
         errors: str,
@@ -297,15 +327,17 @@ class TextFileReader(io.TextIOWrapper):
         """The mode the file was opened with."""
         return self._mode
 
-    def __del__(self) -> None:
-        try:
-            if not self.closed:
-                self.buffer.raw.finalize()
-        except Exception:  # a finalizer has nobody to report to
-            pass
+    def _bridge(self) -> RawBridge:
+        return self.buffer.raw
 
 
-class TextFileWriter(io.TextIOWrapper):
+class TextFileReader(_TextFile):
+    """``io.TextIOWrapper`` over a :class:`FileReader`, as ``open(path, "r")`` gives."""
+
+    buffer: FileReader
+
+
+class TextFileWriter(_Publishing, _TextFile):
     """``io.TextIOWrapper`` over a :class:`FileWriter`: publishes on close, all or nothing.
 
     ``tell()`` gives the number of bytes written so far; ``seek`` accepts only
@@ -322,31 +354,10 @@ class TextFileWriter(io.TextIOWrapper):
         errors: str,
         newline: str | None,
     ) -> None:
-        super().__init__(buffer, encoding=encoding, errors=errors, newline=newline)
-        self._mode = mode
+        super().__init__(buffer, mode, encoding, errors, newline)
         bom = _NATIVE_BOMS.get(codecs.lookup(encoding).name)
         if _ADD_BOM and bom is not None and buffer.tell() == 0:
             buffer.write(bom)  # what io.TextIOWrapper writes at the start of a seekable file
-
-    @property
-    def mode(self) -> str:
-        """The mode the file was opened with."""
-        return self._mode
-
-    def abort(self) -> None:
-        """Close without publishing anything written."""
-        self.buffer.abort()
-
-    def close(self) -> None:
-        """Publish what was written; if the last flush fails, publish nothing and raise."""
-        if self.closed:
-            return
-        try:
-            self.flush()
-        except BaseException:
-            self.abort()  # io.TextIOWrapper.close would close (publish) the buffer anyway
-            raise
-        super().close()
 
     def tell(self) -> int:
         """The number of bytes written so far."""
@@ -365,26 +376,6 @@ class TextFileWriter(io.TextIOWrapper):
             raise ValueError(f"I/O operation on closed file {self.name!r}")
         self.flush()
         return self.buffer.seek(cookie, whence)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def __del__(self) -> None:
-        try:
-            unclosed = not self.closed
-        except Exception:  # half-initialised
-            return
-        if unclosed:
-            self.buffer.raw.finalize()
-            _warn_discarded(self.name, self)
 
 
 def wrap(
