@@ -14,8 +14,7 @@ import contextlib
 import errno
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
+from ..._concurrency import for_each
 from ..._exceptions import os_error
 from ..._files import RawReader
 from ._client import object_changed
@@ -91,22 +90,13 @@ class ObjectReader(RawReader):
             return await self._get(start, end)
         spans = [(s, min(s + block, end)) for s in range(start, end, block)]
         pieces: list[bytes] = [b""] * len(spans)
-        limit = anyio.Semaphore(max(1, min(self._store.concurrency, _MAX_PARALLEL_READS)))
-        failures: list[Exception] = []
 
         async def one(i: int) -> None:
-            async with limit:
-                try:
-                    pieces[i] = await self._get(*spans[i])
-                except Exception as exc:  # raised as itself below, not in an ExceptionGroup
-                    failures.append(exc)
-                    tg.cancel_scope.cancel()
+            pieces[i] = await self._get(*spans[i])
 
-        async with anyio.create_task_group() as tg:
-            for i in range(len(spans)):
-                tg.start_soon(one, i)
-        if failures:
-            raise failures[0]
+        await for_each(
+            range(len(spans)), one, limit=min(self._store.concurrency, _MAX_PARALLEL_READS)
+        )
         return b"".join(pieces)
 
     async def read_at(self, offset: int, n: int) -> bytes:
