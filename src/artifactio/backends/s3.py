@@ -4,7 +4,8 @@ The filesystem rules (directories as prefixes and ``dir/`` markers, batched
 ``rmtree``, copy-then-delete ``rename``, multipart writes, pinned ranged reads)
 live in :mod:`artifactio.backends._objectstore`; this module is the thin S3
 glue: one aiobotocore client per event loop, and one mapping from S3's errors
-to Python's (:func:`_map_error`).
+to Python's (:func:`_map_error`), applied at the boundary around every request
+(:meth:`S3Client.map_errors`).
 
 What it asks of the server:
 
@@ -64,7 +65,7 @@ from ._objectstore import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["S3Store"]
 
@@ -145,10 +146,17 @@ def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) ->
 _FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)
 
 
-def _code(exc: BaseException) -> str:
+def _code(exc: BaseException | None) -> str:
     """S3's error code of a ``ClientError`` (``""`` for other failures)."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _message(exc: BaseException) -> str:
+    """S3's error message of a ``ClientError`` (``""`` for other failures)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
     return ""
 
 
@@ -182,19 +190,16 @@ class _S3Upload(Upload):
         self.max_in_flight = max_in_flight
 
     async def add_part(self, number: int, data: bytes) -> None:
-        s3 = self._client.s3
-        try:
-            with self._client.request("write"):
-                response = await s3.upload_part(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self._id,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumAlgorithm="CRC32",
-                )
-        except _FAILURES as exc:
-            raise self._client.error(exc, "write", self._bucket, self._key) from exc
+        client = self._client
+        with client.map_errors("write", self._bucket, self._key), client.request("write"):
+            response = await client.s3.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="CRC32",
+            )
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in response:
             part["ChecksumCRC32"] = response["ChecksumCRC32"]
@@ -204,32 +209,35 @@ class _S3Upload(Upload):
         if final or not self._parts:
             await self.add_part(max(self._parts, default=0) + 1, final)
         extra = {"IfNoneMatch": "*"} if self._exclusive else {}
-        try:
-            with self._client.request("write"):
-                await self._client.s3.complete_multipart_upload(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self._id,
-                    MultipartUpload={"Parts": [self._parts[n] for n in sorted(self._parts)]},
-                    **extra,
-                )
-        except _FAILURES as exc:
-            raise self._client.error(exc, "write", self._bucket, self._key) from exc
+        client = self._client
+        with client.map_errors("write", self._bucket, self._key), client.request("write"):
+            await client.s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._id,
+                MultipartUpload={"Parts": [self._parts[n] for n in sorted(self._parts)]},
+                **extra,
+            )
 
     async def abort(self) -> None:
-        try:
-            with self._client.request("abort", cleanup=True):
-                await self._client.s3.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._id
-                )
-        except _FAILURES as exc:
-            mapped = self._client.error(exc, "abort", self._bucket, self._key)
-            if not isinstance(mapped, FileNotFoundError):  # already gone
-                raise mapped from exc
+        client = self._client
+        with (
+            contextlib.suppress(FileNotFoundError),  # already gone
+            client.map_errors("abort", self._bucket, self._key),
+            client.request("abort", cleanup=True),
+        ):
+            await client.s3.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._id
+            )
 
 
 class S3Client(ObjectClient):
-    """:class:`ObjectClient` over one aiobotocore S3 client (of one event loop)."""
+    """:class:`ObjectClient` over one aiobotocore S3 client (of one event loop).
+
+    Every request runs inside :meth:`map_errors`, so S3's failures leave as the
+    builtin errors they mean, and inside :meth:`request` (directly or as a step
+    of a larger counted operation), so that closing waits for it.
+    """
 
     delete_batch = 1000
     prune_empty_dirs = True
@@ -254,19 +262,29 @@ class S3Client(ObjectClient):
         self._copy_part_size = copy_part_size
         self._orphans: set[asyncio.Task[Any]] = set()
 
-    def error(self, exc: Exception, op: str, bucket: str, key: str) -> OSError:
-        """The mapped error for a failure of ``op`` on ``bucket``/``key``."""
-        return _map_error(exc, op, bucket, key, self._endpoint)
+    @contextlib.contextmanager
+    def map_errors(self, op: str, bucket: str, key: str) -> Iterator[None]:
+        """Raise the failures of the requests inside as the builtin errors they mean.
+
+        Args:
+            op: The operation, for the message (``"read"``, ``"list"``...).
+            bucket: The bucket.
+            key: The key (or prefix) the operation is about.
+
+        Raises:
+            OSError: What :func:`_map_error` makes of the failure, ``from`` it.
+        """
+        try:
+            yield
+        except _FAILURES as exc:
+            raise _map_error(exc, op, bucket, key, self._endpoint) from exc
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
-            with self.request("stat"):
+            with self.map_errors("stat", bucket, key), self.request("stat"):
                 r = await self.s3.head_object(Bucket=bucket, Key=key)
-        except _FAILURES as exc:
-            mapped = self.error(exc, "stat", bucket, key)
-            if isinstance(mapped, FileNotFoundError):
-                return None
-            raise mapped from exc
+        except FileNotFoundError:
+            return None
         etag = _etag(r.get("ETag"))
         return ObjectMeta(
             key, r["ContentLength"], _timestamp(r.get("LastModified")), etag, r.get("ETag")
@@ -286,11 +304,8 @@ class S3Client(ObjectClient):
             kwargs["Delimiter"] = delimiter
         if token:
             kwargs["ContinuationToken"] = token
-        try:
-            with self.request("list"):
-                r = await self.s3.list_objects_v2(**kwargs)
-        except _FAILURES as exc:
-            raise self.error(exc, "list", bucket, prefix) from exc
+        with self.map_errors("list", bucket, prefix), self.request("list"):
+            r = await self.s3.list_objects_v2(**kwargs)
         objects = [
             ObjectMeta(
                 o["Key"],
@@ -312,14 +327,15 @@ class S3Client(ObjectClient):
         if version:
             kwargs["IfMatch"] = version
         try:
-            r, data = await self._get(kwargs)
-        except _FAILURES as exc:
-            mapped = self.error(exc, "read", bucket, key)
-            if _code(exc) == "InvalidRange" and start == 0:  # a zero-size object has no byte 0
+            with self.map_errors("read", bucket, key):
+                r, data = await self._get(kwargs)
+        except OSError as exc:
+            # A zero-size object has no byte 0; a failed If-Match means it was replaced.
+            if start == 0 and _code(exc.__cause__) == "InvalidRange":
                 return await self._get_empty(bucket, key, version)
-            if version and isinstance(mapped, FileExistsError):  # If-Match failed
+            if version and isinstance(exc, FileExistsError):
                 raise object_changed("read", f"s3://{bucket}/{key}") from exc
-            raise mapped from exc
+            raise
         content_range = r.get("ContentRange")
         if content_range:
             size = int(content_range.rpartition("/")[2])
@@ -344,10 +360,8 @@ class S3Client(ObjectClient):
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version:
             kwargs["IfMatch"] = version
-        try:
+        with self.map_errors("read", bucket, key):
             r, data = await self._get(kwargs)
-        except _FAILURES as exc:
-            raise self.error(exc, "read", bucket, key) from exc
         raw_etag = r.get("ETag")
         return ObjectRead(
             data, len(data), raw_etag, _etag(raw_etag), _timestamp(r.get("LastModified"))
@@ -357,11 +371,8 @@ class S3Client(ObjectClient):
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
         if exclusive:
             kwargs["IfNoneMatch"] = "*"
-        try:
-            with self.request("write"):
-                await self.s3.put_object(**kwargs)
-        except _FAILURES as exc:
-            raise self.error(exc, "write", bucket, key) from exc
+        with self.map_errors("write", bucket, key), self.request("write"):
+            await self.s3.put_object(**kwargs)
 
     async def copy(self, bucket: str, src: str, dst: str, *, size: int | None = None) -> None:
         with self.request("copy"):
@@ -371,22 +382,18 @@ class S3Client(ObjectClient):
         if size is not None and size > self._copy_threshold:
             await self._copy_in_parts(bucket, src, dst, size)
             return
-        try:
-            await self.s3.copy_object(
-                Bucket=bucket, Key=dst, CopySource={"Bucket": bucket, "Key": src}
-            )
-        except _FAILURES as exc:
-            message = (
-                str(exc.response.get("Error", {}).get("Message", ""))
-                if isinstance(exc, ClientError)
-                else ""
-            )
-            if "larger than the maximum" in message:  # above 5 GiB: copy in parts
-                meta = await self.head(bucket, src)
-                if meta is not None:
-                    await self._copy_in_parts(bucket, src, dst, meta.size)
-                    return
-            raise self.error(exc, "copy", bucket, src) from exc
+        with self.map_errors("copy", bucket, src):
+            try:
+                await self.s3.copy_object(
+                    Bucket=bucket, Key=dst, CopySource={"Bucket": bucket, "Key": src}
+                )
+            except ClientError as exc:
+                if "larger than the maximum" not in _message(exc):
+                    raise
+                meta = await self.head(bucket, src)  # above 5 GiB: copy in parts
+                if meta is None:
+                    raise
+                await self._copy_in_parts(bucket, src, dst, meta.size)
 
     async def _create_upload(self, op: str, bucket: str, key: str, **extra: Any) -> str:
         """Start a multipart upload and return its id.
@@ -397,13 +404,12 @@ class S3Client(ObjectClient):
         starting = asyncio.get_running_loop().create_task(
             self.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)
         )
-        try:
-            created = await asyncio.shield(starting)
-        except _FAILURES as exc:
-            raise self.error(exc, op, bucket, key) from exc
-        except BaseException:
-            starting.add_done_callback(lambda task: self._abort_orphan(task, bucket, key))
-            raise
+        with self.map_errors(op, bucket, key):
+            try:
+                created = await asyncio.shield(starting)
+            except BaseException:  # cancelled (if the request failed, nothing is aborted)
+                starting.add_done_callback(lambda task: self._abort_orphan(task, bucket, key))
+                raise
         return str(created["UploadId"])
 
     def _abort_orphan(self, task: asyncio.Task[Any], bucket: str, key: str) -> None:
@@ -441,33 +447,32 @@ class S3Client(ObjectClient):
             etags[number] = r["CopyPartResult"]["ETag"]
 
         try:
-            await asyncio.gather(
-                *(one(i + 1, start) for i, start in enumerate(range(0, size, part)))
-            )
-            await self.s3.complete_multipart_upload(
-                Bucket=bucket,
-                Key=dst,
-                UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
-                },
-            )
-        except BaseException as exc:
+            with self.map_errors("copy", bucket, src):
+                await asyncio.gather(
+                    *(one(i + 1, start) for i, start in enumerate(range(0, size, part)))
+                )
+                await self.s3.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=dst,
+                    UploadId=upload_id,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                    },
+                )
+        except BaseException:
             with contextlib.suppress(*_FAILURES):
                 await asyncio.shield(
                     self.s3.abort_multipart_upload(Bucket=bucket, Key=dst, UploadId=upload_id)
                 )
-            if isinstance(exc, _FAILURES):
-                raise self.error(exc, "copy", bucket, src) from exc
             raise
 
     async def delete(self, bucket: str, key: str) -> None:
-        try:
-            with self.request("delete"):
+        with self.map_errors("delete", bucket, key), self.request("delete"):
+            try:
                 await self.s3.delete_object(Bucket=bucket, Key=key)
-        except _FAILURES as exc:
-            if _code(exc) not in _NOT_FOUND:  # a missing key is fine, a missing bucket is not
-                raise self.error(exc, "delete", bucket, key) from exc
+            except ClientError as exc:
+                if _code(exc) not in _NOT_FOUND:  # a missing key is fine, a missing bucket is not
+                    raise
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
         if not keys:
@@ -475,19 +480,17 @@ class S3Client(ObjectClient):
         if len(keys) == 1:
             await self.delete(bucket, keys[0])
             return
-        try:
-            with self.request("delete"):
-                r = await self.s3.delete_objects(
-                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-                )
-        except _FAILURES as exc:
-            raise self.error(exc, "delete", bucket, keys[0]) from exc
+        with self.map_errors("delete", bucket, keys[0]), self.request("delete"):
+            r = await self.s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
         for failure in r.get("Errors", ()):
             code = failure.get("Code", "")
             if code in _NOT_FOUND:
                 continue
             fake = ClientError({"Error": failure, "ResponseMetadata": {}}, "DeleteObjects")
-            raise self.error(fake, "delete", bucket, failure.get("Key", "")) from None
+            key = failure.get("Key", "")
+            raise _map_error(fake, "delete", bucket, key, self._endpoint) from None
 
     async def upload(self, bucket: str, key: str, *, exclusive: bool) -> Upload:
         with self.request("write"):
