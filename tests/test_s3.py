@@ -454,6 +454,43 @@ async def test_copy_of_large_file_in_parts(store: S3Store) -> None:
     assert await store.read_bytes("dir2/orig.bin") == data
 
 
+async def test_failed_part_copy_cancels_the_others_and_aborts(store: S3Store, raw_s3: Any) -> None:
+    store.copy_part_size = PART
+    await store.write_bytes("orig.bin", os.urandom(2 * PART + 1))  # three parts to copy
+    client = await store._client()
+    assert isinstance(client, S3Client)
+    real_part_copy = client.s3.upload_part_copy
+    too_large = _client_error(
+        "InvalidRequest", 400, "The specified copy source is larger than the maximum allowable size"
+    )
+    denied = _client_error("AccessDenied", 403)
+    cancelled: list[int] = []
+
+    async def copy_object(**kwargs: Any) -> Any:
+        raise too_large  # what S3 answers for a source above 5 GiB: copyfile copies in parts
+
+    async def upload_part_copy(**kwargs: Any) -> Any:
+        number = kwargs["PartNumber"]
+        if number == 1:
+            await anyio.sleep(0.1)  # the other parts are on their way by then
+            raise denied
+        try:
+            await anyio.sleep(30)  # a slow part
+        except asyncio.CancelledError:
+            cancelled.append(number)
+            raise
+        return await real_part_copy(**kwargs)
+
+    client.s3.copy_object = copy_object
+    client.s3.upload_part_copy = upload_part_copy
+    with anyio.fail_after(10), pytest.raises(PermissionError, match=r"orig\.bin") as info:
+        await store.copyfile("orig.bin", "copy.bin")
+    assert info.value.__cause__ is denied  # the part's own failure, not a group of them
+    assert sorted(cancelled) == [2, 3]  # the slow parts did not outlive the copy
+    assert _pending_uploads(raw_s3, store) == []
+    assert not await store.exists("copy.bin")
+
+
 # ------------------------------------------------------------------ errors
 
 

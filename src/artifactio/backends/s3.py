@@ -48,6 +48,7 @@ from botocore.exceptions import (
 )
 
 from .. import __version__
+from .._concurrency import for_each, shielded
 from .._config import S3Config
 from .._exceptions import StoreConnectionError, os_error
 from .._paths import StoreRoot
@@ -431,26 +432,24 @@ class S3Client(ObjectClient):
         part = max(self._copy_part_size, -(-size // 10_000))
         upload_id = await self._create_upload("copy", bucket, dst)
         etags: dict[int, str] = {}
-        limit = asyncio.Semaphore(self._max_in_flight)
 
-        async def one(number: int, start: int) -> None:
+        async def one(numbered: tuple[int, int]) -> None:
+            number, start = numbered
             stop = min(start + part, size) - 1
-            async with limit:
-                r = await self.s3.upload_part_copy(
-                    Bucket=bucket,
-                    Key=dst,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": bucket, "Key": src},
-                    CopySourceRange=f"bytes={start}-{stop}",
-                )
+            r = await self.s3.upload_part_copy(
+                Bucket=bucket,
+                Key=dst,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": bucket, "Key": src},
+                CopySourceRange=f"bytes={start}-{stop}",
+            )
             etags[number] = r["CopyPartResult"]["ETag"]
 
         try:
             with self.map_errors("copy", bucket, src):
-                await asyncio.gather(
-                    *(one(i + 1, start) for i, start in enumerate(range(0, size, part)))
-                )
+                # The first failure cancels the parts still running and is raised as itself.
+                await for_each(enumerate(range(0, size, part), 1), one, limit=self._max_in_flight)
                 await self.s3.complete_multipart_upload(
                     Bucket=bucket,
                     Key=dst,
@@ -460,10 +459,8 @@ class S3Client(ObjectClient):
                     },
                 )
         except BaseException:
-            with contextlib.suppress(*_FAILURES):
-                await asyncio.shield(
-                    self.s3.abort_multipart_upload(Bucket=bucket, Key=dst, UploadId=upload_id)
-                )
+            with shielded(), contextlib.suppress(*_FAILURES):
+                await self.s3.abort_multipart_upload(Bucket=bucket, Key=dst, UploadId=upload_id)
             raise
 
     async def delete(self, bucket: str, key: str) -> None:
