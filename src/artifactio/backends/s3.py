@@ -68,7 +68,7 @@ from ._objectstore import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["S3Store"]
+__all__ = ["S3Client", "S3Store"]
 
 logger = logging.getLogger("artifactio.s3")
 
