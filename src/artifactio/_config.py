@@ -133,15 +133,39 @@ class S3Config(ObjectStoreConfig):
 class GCSConfig(ObjectStoreConfig):
     """Options of the GCS store (``gs://bucket/prefix``).
 
-    ``endpoint_url`` defaults to ``STORAGE_EMULATOR_HOST`` when that is set; an
-    emulator needs no credentials.
+    Attributes:
+        part_size: Write buffer and resumable-upload chunk size: a multiple of 256 KiB.
+        endpoint_url: The JSON API's root (default: ``STORAGE_EMULATOR_HOST``
+            when set, else Google's). With an endpoint set either way and no
+            ``token`` or ``service_file``, requests carry no credentials, as
+            emulators expect.
+        project: The project billed for every request, sent as GCS's
+            ``userProject`` parameter (reads, metadata, listings, uploads and
+            resumable sessions, copies, deletes). Requester-pays buckets refuse
+            requests without one; other buckets accept it too. The credentials
+            need ``serviceusage.services.use`` on that project.
+        service_file: A credentials file (service account key, authorized user,
+            external account). Without it or ``token``: the file named by
+            ``GOOGLE_APPLICATION_CREDENTIALS``, else gcloud's application-default
+            credentials, else the GCE metadata server.
+        token: An OAuth2 access token, sent as is, or the JSON text of a
+            credentials file.
+
+    Credentials that cannot be used fail the first request with
+    ``PermissionError``, without retries: a file that cannot be read or parsed
+    (the message names it, never its content), or a token endpoint that
+    refuses them (HTTP 400/401/403). A token endpoint that cannot be reached or
+    answers 429/5xx is retried like any request (``retries``), then raises
+    ``artifactio.StoreConnectionError``.
     """
 
     SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"gs", "gcs"})
 
     part_size: int = Field(8 * MiB, ge=256 * 1024)
     endpoint_url: str | None = None
-    project: str | None = None
+    project: str | None = Field(
+        None, description="Project billed for every request (userProject): requester-pays buckets."
+    )
     service_file: str | None = None
     token: SecretStr | None = None
 

@@ -1,14 +1,16 @@
 """The GCS JSON API's wire rules, as pure functions: no I/O here.
 
-The GCS backend (:mod:`artifactio.backends.gcs`) is glue around these:
+The GCS backend (:mod:`artifactio.backends.gcs`) is glue around these (and
+around the checksums of :mod:`._gcs_checksum`):
 
 - retry policy: which failures to repeat (:func:`should_retry`) and how long to
   wait (:func:`retry_delay`, exponential backoff with full jitter);
-- error mapping: HTTP statuses and aiohttp errors to builtin ``OSError``
-  subclasses (:func:`status_error`, :func:`map_error`);
-- CRC-32C: values, their base64 spelling, combining the checksums of two
-  adjacent ranges (:func:`crc32c_combine`), and :class:`DownloadCheck`, which
-  checks an object read in ranges arriving in any order;
+- error mapping: HTTP statuses, aiohttp errors, credentials that yield no token
+  (:class:`TokenError`) and batch calls still failing (:class:`BatchFailure`) to
+  builtin ``OSError`` subclasses (:func:`status_error`, :func:`map_error`);
+- the JSON API's resource paths (:func:`object_resource`, :func:`upload_resource`,
+  :func:`rewrite_resource`) and the body of a one-request upload with metadata
+  (:func:`multipart_upload_body`);
 - the multipart/mixed codec of batch requests (:func:`batch_delete_body`,
   :func:`parse_batch_response`);
 - reading object resources, ``Content-Range`` and resumable-session ``Range`` headers.
@@ -17,21 +19,19 @@ The GCS backend (:mod:`artifactio.backends.gcs`) is glue around these:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import email.parser
 import email.policy
 import errno
-import functools
 import json
 import random
 import re
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
-import google_crc32c
 
 from .._exceptions import IntegrityError, StoreConnectionError, os_error
 from ._objectstore import ObjectMeta
@@ -39,28 +39,26 @@ from ._objectstore import ObjectMeta
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from multidict import CIMultiDictProxy
-
 __all__ = [
     "BATCH_LIMIT",
     "CHUNK_QUANTUM",
     "RETRY_STATUSES",
-    "DownloadCheck",
-    "b64_crc32c",
+    "BatchFailure",
+    "TokenError",
     "batch_delete_body",
     "content_range_total",
-    "crc32c",
-    "crc32c_combine",
-    "goog_hash",
     "map_error",
+    "multipart_upload_body",
     "object_meta",
-    "parse_b64_crc32c",
+    "object_resource",
     "parse_batch_response",
     "parse_time",
     "persisted_bytes",
     "retry_delay",
+    "rewrite_resource",
     "should_retry",
     "status_error",
+    "upload_resource",
 ]
 
 CHUNK_QUANTUM = 256 * 1024
@@ -76,6 +74,37 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # ------------------------------------------------------------------ pure policy
 
 
+class TokenError(Exception):
+    """No access token could be had for a request (raised by the credentials).
+
+    Attributes:
+        detail: What went wrong and where the credentials came from; never a secret.
+        transient: Whether asking again may succeed (throttling, server errors,
+            dropped connections); a refusal or an unusable key is final.
+    """
+
+    def __init__(self, detail: str, *, transient: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.transient = transient
+
+
+class BatchFailure(Exception):
+    """Calls of a batch request that failed with a status worth repeating.
+
+    Attributes:
+        status: The HTTP status of the first of them.
+        path: The ``gs://bucket/key`` path of the first of them.
+        count: How many failed.
+    """
+
+    def __init__(self, status: int, path: str, count: int) -> None:
+        super().__init__(f"{count} calls of a batch failed (HTTP {status})")
+        self.status = status
+        self.path = path
+        self.count = count
+
+
 def should_retry(exc: BaseException) -> bool:
     """Whether a failed request is worth repeating.
 
@@ -84,9 +113,14 @@ def should_retry(exc: BaseException) -> bool:
 
     Returns:
         True for throttling (429), request timeouts (408), server errors (5xx),
-        dropped or refused connections and timeouts.
+        dropped or refused connections and timeouts, transient token failures and
+        batch calls that failed so.
     """
     if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status in RETRY_STATUSES
+    if isinstance(exc, TokenError):
+        return exc.transient
+    if isinstance(exc, BatchFailure):
         return exc.status in RETRY_STATUSES
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError))
 
@@ -165,10 +199,10 @@ def map_error(
     endpoint: str,
     missing: str | None = None,
 ) -> BaseException:
-    """Translate an aiohttp/gcloud-aio error into the builtin ``OSError`` it means.
+    """Translate a failed request into the builtin ``OSError`` it means.
 
     Args:
-        exc: The error.
+        exc: The error: an aiohttp one, a :class:`TokenError` or a :class:`BatchFailure`.
         op: The operation, for the message.
         path: The ``gs://bucket/key`` path, for the message.
         endpoint: The service's URL, for connection errors.
@@ -176,8 +210,19 @@ def map_error(
             (default: the path does not exist).
 
     Returns:
-        The exception to raise (``exc`` itself when it needs no translation).
+        The exception to raise (``exc`` itself when it needs no translation):
+        ``PermissionError`` for credentials that yield no token, and
+        ``artifactio.StoreConnectionError`` when the token endpoint kept failing.
     """
+    if isinstance(exc, TokenError):
+        if exc.transient:
+            return StoreConnectionError(
+                errno.EIO, f"{op}: no GCS access token ({exc.detail})", path
+            )
+        return os_error(PermissionError, op, path, f"unusable GCS credentials: {exc.detail}")
+    if isinstance(exc, BatchFailure):
+        detail = f"HTTP {exc.status} (batch delete, {exc.count} still failing)"
+        return status_error(exc.status, detail, op, exc.path, missing=missing)
     if isinstance(exc, aiohttp.ClientResponseError):
         return status_error(exc.status, _error_detail(exc), op, path, missing=missing)
     if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)):
@@ -191,126 +236,47 @@ def map_error(
     return exc
 
 
-# --------------------------------------------------------------------- checksums
-
-_CASTAGNOLI = 0x82F63B78  # CRC-32C polynomial, bit-reflected
+# -------------------------------------------------------- request paths and bodies
 
 
-def _gf2_apply(matrix: tuple[int, ...], vector: int) -> int:
-    result = 0
-    row = 0
-    while vector:
-        if vector & 1:
-            result ^= matrix[row]
-        vector >>= 1
-        row += 1
-    return result
+def object_resource(bucket: str, key: str | None = None) -> str:
+    """The JSON API path of an object (of a bucket's objects when ``key`` is ``None``)."""
+    objects = f"/storage/v1/b/{quote(bucket, safe='')}/o"
+    return objects if key is None else f"{objects}/{quote(key, safe='')}"
 
 
-def _gf2_compose(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(_gf2_apply(a, column) for column in b)
+def upload_resource(bucket: str) -> str:
+    """The JSON API path that uploads go to."""
+    return f"/upload/storage/v1/b/{quote(bucket, safe='')}/o"
 
 
-@functools.lru_cache(maxsize=64)
-def _zeros_operator(nbytes: int) -> tuple[int, ...]:
-    """The linear map that runs a CRC-32C register over ``nbytes`` zero bytes."""
-    one_bit = (_CASTAGNOLI, *(1 << n for n in range(31)))
-    power = one_bit
-    for _ in range(3):  # 1 -> 2 -> 4 -> 8 zero bits: one zero byte
-        power = _gf2_compose(power, power)
-    result = tuple(1 << n for n in range(32))
-    while nbytes:
-        if nbytes & 1:
-            result = _gf2_compose(power, result)
-        nbytes >>= 1
-        if nbytes:
-            power = _gf2_compose(power, power)
-    return result
+def rewrite_resource(bucket: str, src: str, dst: str) -> str:
+    """The JSON API path of a server-side copy (``rewrite``) within a bucket."""
+    target = f"/rewriteTo/b/{quote(bucket, safe='')}/o/{quote(dst, safe='')}"
+    return f"{object_resource(bucket, src)}{target}"
 
 
-def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
-    """The CRC-32C of ``a + b`` from ``crc(a)``, ``crc(b)`` and ``len(b)``."""
-    if len2 <= 0:
-        return crc1
-    return _gf2_apply(_zeros_operator(len2), crc1) ^ crc2
+def multipart_upload_body(
+    resource: Mapping[str, Any], data: bytes, content_type: str, boundary: str
+) -> bytes:
+    """The body of an ``uploadType=multipart`` upload: the object resource, then the bytes.
 
+    Args:
+        resource: Object metadata (``name``, ``crc32c``...).
+        data: The object's content.
+        content_type: The content's type.
+        boundary: The multipart boundary; the request's ``Content-Type`` is
+            ``multipart/related; boundary=<boundary>``.
 
-def crc32c(data: bytes) -> int:
-    """The CRC-32C of ``data``, as an unsigned integer."""
-    return int(google_crc32c.value(data))
-
-
-def b64_crc32c(value: int) -> str:
-    """A CRC-32C as GCS spells it: four big-endian bytes in base64."""
-    return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
-
-
-def parse_b64_crc32c(text: str | None) -> int | None:
-    """The CRC-32C that GCS spelled ``text`` (``None`` when absent or malformed)."""
-    if not text:
-        return None
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        return None
-    return int.from_bytes(raw, "big") if len(raw) == 4 else None
-
-
-def goog_hash(headers: CIMultiDictProxy[str], name: str = "crc32c") -> str | None:
-    """One hash from the ``X-Goog-Hash: crc32c=...,md5=...`` header(s)."""
-    for value in headers.getall("X-Goog-Hash", []):
-        for item in value.split(","):
-            key, _, digest = item.strip().partition("=")
-            if key == name:
-                return digest
-    return None
-
-
-class DownloadCheck:
-    """The CRC-32C of one object version, checked once ranges cover it all.
-
-    Ranges may arrive in any order and may repeat; each new one is folded into
-    the covered spans with :func:`crc32c_combine`.
+    Returns:
+        The ``multipart/related`` body.
     """
-
-    def __init__(self, size: int, expected: int) -> None:
-        self.size = size
-        self.expected = expected
-        self._spans: list[tuple[int, int, int]] = []  # (start, end, crc), sorted, disjoint
-
-    def add(self, start: int, data: bytes) -> bool:
-        """Fold in ``data`` read at ``start``.
-
-        Returns:
-            True once the whole object was seen and its checksum matched.
-
-        Raises:
-            IntegrityError: The whole object was seen and its checksum differs.
-        """
-        end = start + len(data)
-        if not data or any(s < end and start < e for s, e, _ in self._spans):
-            return False
-        crc = crc32c(data)
-        spans = self._spans
-        spans.append((start, end, crc))
-        spans.sort()
-        merged: list[tuple[int, int, int]] = []
-        for s, e, c in spans:
-            if merged and merged[-1][1] == s:
-                ps, _, pc = merged[-1]
-                merged[-1] = (ps, e, crc32c_combine(pc, c, e - s))
-            else:
-                merged.append((s, e, c))
-        self._spans = merged
-        if len(merged) == 1 and merged[0][0] == 0 and merged[0][1] == self.size:
-            if merged[0][2] != self.expected:
-                raise IntegrityError(
-                    errno.EIO,
-                    f"read: CRC32C mismatch: got {b64_crc32c(merged[0][2])}, "
-                    f"GCS reports {b64_crc32c(self.expected)}",
-                )
-            return True
-        return False
+    head = (
+        f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+        f"{json.dumps(dict(resource))}\r\n"
+        f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    return b"".join((head.encode("utf-8"), data, f"\r\n--{boundary}--\r\n".encode("ascii")))
 
 
 # ----------------------------------------------------------------- batch codec
@@ -320,7 +286,7 @@ def batch_delete_body(paths: list[str], boundary: str) -> bytes:
     """The body of a JSON-API batch request deleting the objects at ``paths``.
 
     Args:
-        paths: URL paths, e.g. ``/storage/v1/b/bucket/o/a%2Fb``.
+        paths: URL paths with their query, e.g. ``/storage/v1/b/bucket/o/a%2Fb``.
         boundary: The multipart boundary (token characters only).
 
     Returns:

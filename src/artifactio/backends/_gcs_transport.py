@@ -1,0 +1,299 @@
+"""The GCS transport: every request of the backend goes out through :class:`Transport`.
+
+One attempt (:meth:`Transport.send`) adds the credentials' ``Authorization``
+header, sets the timeouts of a request moving that many bytes, and reads the
+answer whole, with a stall bound of its own (:func:`~._objectstore.read_body`).
+One call (:meth:`Transport.call`) repeats attempts that failed in a way worth
+repeating (:func:`~._gcs_protocol.should_retry`: throttling, 5xx, dropped
+connections, timeouts, a token endpoint that failed so) up to ``retries`` times,
+with exponential backoff and full jitter, counting each attempt as a request in
+flight of the client (so ``aclose`` waits for it and a closed store refuses the
+next one), and translates what finally fails once
+(:func:`~._gcs_protocol.map_error`), ``raise ... from`` the original.
+
+Requests to the JSON API (:meth:`Transport.request`) carry ``userProject`` when
+the store has a ``project``: the project billed for requester-pays buckets.
+Requests to a URL GCS handed out (a resumable session) go to it verbatim: the
+session was created with the parameters it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+import anyio
+
+from .._config import redact_url
+from ._gcs_protocol import map_error, retry_delay, should_retry
+from ._objectstore import read_body
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Container, Mapping
+    from contextlib import AbstractContextManager
+
+    from multidict import CIMultiDictProxy
+
+    from ._gcs_auth import Credentials
+
+__all__ = ["MIN_THROUGHPUT", "Response", "Settings", "Transport"]
+
+T = TypeVar("T")
+
+MIN_THROUGHPUT = 256 * 1024
+"""Bytes per second a transfer may not fall below: sets the deadline of one request."""
+
+_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every per-loop client of one store shares.
+
+    Attributes:
+        endpoint: The JSON API's root URL.
+        anonymous: Send no credentials (an emulator).
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for the next bytes of an answer.
+        retries: Attempts after the first for failures worth repeating.
+        concurrency: Requests a bulk operation keeps in flight.
+        project: The project billed for requests (``userProject``), if any.
+        token: The ``token`` option (never shown).
+        service_file: The ``service_file`` option.
+    """
+
+    endpoint: str
+    anonymous: bool
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    concurrency: int
+    project: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    service_file: str | None = None
+
+    def deadline(self, nbytes: int = 0) -> float:
+        """The total time one request moving ``nbytes`` may take."""
+        return self.connect_timeout + self.read_timeout + nbytes / MIN_THROUGHPUT
+
+    def timeout(self, nbytes: int = 0) -> aiohttp.ClientTimeout:
+        """aiohttp timeouts for a request moving ``nbytes``."""
+        return aiohttp.ClientTimeout(
+            total=self.deadline(nbytes),
+            connect=self.connect_timeout,
+            sock_connect=self.connect_timeout,
+            sock_read=self.read_timeout,
+        )
+
+
+class _Body(aiohttp.payload.Payload):
+    """A request body already in memory, handed to the transport in one write.
+
+    aiohttp's own ``BytesPayload`` warns (``ResourceWarning``) above 1 MiB that raw
+    bytes "might lock the event loop", but a transport write never blocks: the
+    transport buffers what the socket does not take at once. Its suggestion, a
+    ``BytesIO``, would cost a thread hop per 64 KiB. This payload also takes a
+    ``memoryview``, so a chunk is sent without being copied first.
+    """
+
+    _autoclose = True
+
+    def __init__(self, value: bytes | memoryview) -> None:
+        super().__init__(value, content_type=_CONTENT_TYPE)
+        self._size = memoryview(value).nbytes
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def write(self, writer: Any) -> None:
+        await writer.write(self._value)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        value = self._value if content_length is None else memoryview(self._value)[:content_length]
+        await writer.write(value)
+
+
+@dataclass(frozen=True)
+class Response:
+    """An answer, read whole.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The response headers.
+        body: The body.
+    """
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+
+class Transport:
+    """Sends the requests of one client (one event loop) to GCS.
+
+    Args:
+        settings: The store's settings.
+        session: The client's aiohttp session.
+        credentials: What authorises each request.
+        gate: Counts one attempt as a request in flight: ``gate(op, cleanup=...)``
+            (:meth:`~._objectstore.ObjectClient.request`).
+
+    Attributes:
+        endpoint: The JSON API's root URL.
+        billing: The query parameters every JSON API request carries
+            (``userProject`` when the store has a ``project``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        credentials: Credentials,
+        *,
+        gate: Callable[..., AbstractContextManager[None]],
+    ) -> None:
+        self.settings = settings
+        self.endpoint = settings.endpoint.rstrip("/")
+        self.billing: dict[str, str] = {"userProject": settings.project} if settings.project else {}
+        self._session = session
+        self._credentials = credentials
+        self._gate = gate
+        self._shown = redact_url(self.endpoint)  # for messages: no user:password
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | memoryview | None = None,
+        nbytes: int = 0,
+        ok: Container[int] = (),
+        decompress: bool = True,
+    ) -> Response:
+        """Make one attempt at a request, without retries or translation.
+
+        Args:
+            method: The HTTP method.
+            url: The whole URL.
+            params: Query parameters (added to those in ``url``).
+            headers: Request headers (besides ``Authorization``).
+            body: The request body.
+            nbytes: Bytes the request moves, for its deadline.
+            ok: Error statuses that are answers here, not failures (e.g. 404).
+            decompress: Undo a ``Content-Encoding`` (not for object bytes).
+
+        Returns:
+            The answer.
+
+        Raises:
+            aiohttp.ClientResponseError: An error status not in ``ok`` (with GCS's message).
+            artifactio.backends._gcs_protocol.TokenError: No access token.
+            TimeoutError: The answer stalled for ``read_timeout``.
+        """
+        sent = await self._credentials.headers()
+        sent.update(headers or {})
+        async with self._session.request(
+            method,
+            url,
+            params=params,
+            headers=sent,
+            data=None if body is None else _Body(body),
+            timeout=self.settings.timeout(nbytes),
+            allow_redirects=False,  # 308 is a resumable session's "go on"
+            auto_decompress=decompress,
+        ) as resp:
+            data = await read_body(resp.content.read, self.settings.read_timeout)
+            if resp.status >= 400 and resp.status not in ok:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, resp.history, status=resp.status,
+                    message=f"{resp.reason}: {data.decode(errors='replace')}",
+                    headers=resp.headers,
+                )  # fmt: skip
+            return Response(resp.status, resp.headers, data)
+
+    async def call(
+        self,
+        op: str,
+        path: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        missing: str | None = None,
+        cleanup: bool = False,
+    ) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or the retries run out.
+
+        Args:
+            op: The operation, for messages and the request count.
+            path: The ``gs://bucket/key`` path, for messages.
+            attempt: One try; it may make several requests (:meth:`send`).
+            missing: What a 404 means here (default: the path does not exist).
+            cleanup: A best-effort clean-up: tried once, allowed while the store closes.
+
+        Returns:
+            What ``attempt`` returned.
+
+        Raises:
+            OSError: The translated failure (``FileNotFoundError``,
+                ``PermissionError``, ``artifactio.StoreConnectionError``...).
+            artifactio.StoreClosedError: The store was closed (also between retries).
+        """
+        retries = 0 if cleanup else self.settings.retries
+        tries = 0
+        while True:
+            with self._gate(op, cleanup=cleanup):
+                try:
+                    return await attempt()
+                except Exception as exc:
+                    if tries >= retries or not should_retry(exc):
+                        mapped = map_error(exc, op, path, endpoint=self._shown, missing=missing)
+                        if mapped is exc:
+                            raise
+                        raise mapped from exc
+            await anyio.sleep(retry_delay(tries))
+            tries += 1
+
+    async def request(
+        self,
+        op: str,
+        path: str,
+        method: str,
+        resource: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        missing: str | None = None,
+        cleanup: bool = False,
+        **options: Any,
+    ) -> Response:
+        """A JSON API request, billed to the store's project, with retries and translation.
+
+        Args:
+            op: The operation, for messages.
+            path: The ``gs://bucket/key`` path, for messages.
+            method: The HTTP method.
+            resource: The path below the endpoint, e.g. ``/storage/v1/b/b/o``.
+            params: Query parameters (``userProject`` is added).
+            missing: What a 404 means here.
+            cleanup: See :meth:`call`.
+            **options: ``headers``, ``body``, ``nbytes``, ``ok``, ``decompress`` of :meth:`send`.
+
+        Returns:
+            The answer.
+        """
+        attempt = functools.partial(
+            self.send,
+            method,
+            f"{self.endpoint}{resource}",
+            params={**(params or {}), **self.billing},
+            **options,
+        )
+        return await self.call(op, path, attempt, missing=missing, cleanup=cleanup)
