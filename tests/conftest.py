@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import uuid
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,31 @@ from _server_fixtures import fake_gcs_server, seaweedfs  # noqa: E402, F401
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+
+class _LostTaskErrors(logging.Handler):
+    """Collects what asyncio logs about failed tasks whose exception nobody looked at."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "never retrieved" in message:
+            self.messages.append(self.format(record))
+
+
+_lost = _LostTaskErrors()
+logging.getLogger("asyncio").addHandler(_lost)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a task's exception was dropped: such an error was lost, not handled."""
+    gc.collect()
+    if _lost.messages:
+        print("\nexceptions of tasks that nobody retrieved:", *_lost.messages, sep="\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -107,8 +107,12 @@ class ObjectWriter(RawWriter):
     async def _wait_one(self) -> None:
         done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
         self._in_flight -= done
-        for task in done:
-            task.result()  # raises the part's failure
+        failure: BaseException | None = None
+        for task in done:  # look at every outcome: none may go unretrieved
+            outcome = asyncio.CancelledError() if task.cancelled() else task.exception()
+            failure = failure or outcome
+        if failure is not None:
+            raise failure  # the part's failure
 
     async def commit(self) -> None:
         data = bytes(self._buf)
