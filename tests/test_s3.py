@@ -14,7 +14,6 @@ import gc
 import io
 import os
 import random
-import re
 import socket
 import threading
 import uuid
@@ -26,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import artifactio
-from _relay import StallingRelay
+from _closing import ClosingBackend, ClosingTests
 from artifactio.backends import _objectstore
 from artifactio.backends.s3 import S3Client, S3Store, _map_error
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
@@ -719,85 +718,22 @@ def test_client_closed_when_its_loop_ends(s3_root: str, s3_options: dict[str, An
 # ------------------------------------------------- closing with requests in flight
 
 
-@pytest.fixture
-async def relay(seaweedfs: SeaweedFS) -> AsyncIterator[StallingRelay]:
-    async with StallingRelay(seaweedfs.endpoint_url) as r:
-        yield r
+class TestClosing(ClosingTests):
+    @pytest.fixture
+    def closing(
+        self, s3_root: str, s3_options: dict[str, Any], seaweedfs: SeaweedFS
+    ) -> ClosingBackend:
+        def new_store(**options: Any) -> S3Store:
+            return S3Store(s3_root, **{"part_size": PART, **s3_options, **options})
 
-
-async def _until_closing(store: S3Store) -> None:
-    while not store._closed:
-        await asyncio.sleep(0)
-
-
-async def test_aclose_lets_a_read_in_flight_finish(
-    s3_root: str, s3_options: dict[str, Any], relay: StallingRelay
-) -> None:
-    data = random.Random(7).randbytes(MiB)
-    store = S3Store(s3_root, **{**s3_options, "endpoint_url": relay.url})
-    await store.write_bytes("big.bin", data)
-    relay.stall_after(64 * 1024)  # the answer's head and the start of its body
-    reader = asyncio.create_task(store.read_bytes("big.bin"))
-    await relay.stalled.wait()
-    closer = asyncio.create_task(store.aclose())
-    await _until_closing(store)
-    relay.release()
-    assert await reader == data  # aclose() waited for it
-    await closer
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
-        await store.read_bytes("big.bin")
-
-
-async def test_aclose_bounds_a_stalled_read_in_flight(
-    s3_root: str, s3_options: dict[str, Any], relay: StallingRelay
-) -> None:
-    # aiohttp drops a body's own read timeout when its connection is closed under
-    # it: the store's timeout must end the read (the test timeout catches a hang).
-    options = {**s3_options, "endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
-    store = S3Store(s3_root, **options)
-    await store.write_bytes("big.bin", os.urandom(MiB))
-    relay.stall_after(64 * 1024)
-    reader = asyncio.create_task(store.read_bytes("big.bin"))
-    await relay.stalled.wait()
-    await store.aclose()
-    with pytest.raises((artifactio.StoreClosedError, artifactio.StoreConnectionError)) as caught:
-        await reader
-    if isinstance(caught.value, artifactio.StoreConnectionError):
-        assert isinstance(caught.value.__cause__, TimeoutError)
-
-
-async def test_stalled_body_is_a_connection_error(
-    s3_root: str, s3_options: dict[str, Any], relay: StallingRelay
-) -> None:
-    options = {**s3_options, "endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
-    async with S3Store(s3_root, **options) as store:
-        await store.write_bytes("big.bin", os.urandom(MiB))
-        relay.stall_after(64 * 1024)
-        with pytest.raises(artifactio.StoreConnectionError, match=r"big\.bin") as caught:
-            await store.read_bytes("big.bin")
-        assert isinstance(caught.value.__cause__, TimeoutError)
-        relay.release()
-
-
-async def test_files_opened_before_aclose_refuse_requests(
-    s3_root: str, s3_options: dict[str, Any], raw_s3: Any
-) -> None:
-    store = S3Store(s3_root, part_size=PART, **s3_options)
-    store.block_size = 64 * 1024
-    await store.write_bytes("r.bin", os.urandom(MiB))
-    reader = await store.open("r.bin", "rb")
-    assert len(await reader.read(10)) == 10
-    writer = await store.open("w.bin", "wb")
-    await writer.write(os.urandom(PART + 1))  # one part goes up in the background
-    await store.aclose()  # waits for that part
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
-        await reader.read()
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
-        await writer.close()
-    await reader.close()
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(s3_root)):
-        await store.exists("r.bin")
-    assert "w.bin" not in _keys(raw_s3, store)
+        return ClosingBackend(
+            root=s3_root,
+            url=seaweedfs.endpoint_url,
+            new_store=new_store,
+            read_size=MiB,
+            part_size=PART,
+            stall_after=64 * 1024,
+        )
 
 
 # ---------------------------------------------------------------- launcher
