@@ -579,8 +579,9 @@ def test_construction_and_close(memory_root: str) -> None:
     assert store.root == async_store.root == memory_root
     assert repr(store) == f"ArtifactStore({memory_root!r})"
     store.write_bytes("x", b"1")
-    thread = store._runner._thread
-    assert thread is not None
+    loop_thread = store._runner._loop_thread
+    assert loop_thread is not None
+    thread = loop_thread.thread
     assert thread.is_alive()
     store.close()
     assert not thread.is_alive()
@@ -640,8 +641,9 @@ def test_no_resource_warning_from_closing_or_dropping_facades(memory_root: str) 
         closed.close()
         dropped = ArtifactStore(SuspendingMemoryStore(memory_root))
         assert dropped.read_bytes("a") == b"1"
-        thread = dropped._runner._thread
-        assert thread is not None
+        loop_thread = dropped._runner._loop_thread
+        assert loop_thread is not None
+        thread = loop_thread.thread
         del dropped
         gc.collect()
         thread.join()  # the loop thread stops by itself once its facade is gone
