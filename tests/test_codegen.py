@@ -117,3 +117,19 @@ def test_generator_translates_a_changed_source() -> None:
     assert "return self._run(self._async.exists(path, follow=follow))" in generated
     with pytest.raises(ValueError, match="no class"):
         generate("class Other: pass\n")
+
+
+def test_layout_follows_the_project_ruff_settings() -> None:
+    """Long signatures and calls are split as ruff format splits them, at 100 columns."""
+    long_signature = (
+        "    async def exists(self, path: PathType, *, follow_symlinks: bool = True, "
+        "timeout: float | None = None, retries: int = 3) -> bool:"
+    )
+    source = SOURCE.read_text().replace(
+        "    async def exists(self, path: PathType) -> bool:", long_signature
+    )
+    generated = generate(source)
+    assert max(len(line) for line in generated.splitlines()) <= 100
+    assert "    def exists(\n        self,\n        path: PathType,\n        *,\n" in generated
+    assert "\n        follow_symlinks: bool = True,\n" in generated
+    compile(generated, str(TARGET), "exec")
