@@ -26,8 +26,8 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 import artifactio
+from _closing import ClosingBackend, ClosingTests
 from _gcs_fixtures import RecordingRelay, Seen, TokenEndpoint, service_account_key
-from _relay import StallingRelay
 from artifactio import IntegrityError, StoreConnectionError
 from artifactio.backends import _gcs_client, _gcs_transport, _gcs_upload, _objectstore
 from artifactio.backends._gcs_checksum import crc32c, crc32c_combine
@@ -825,77 +825,14 @@ def test_part_size_must_be_a_multiple_of_256k() -> None:
 # ------------------------------------------------- closing with requests in flight
 
 
-@pytest.fixture
-async def relay(fake_gcs_server: FakeGCSServer) -> AsyncIterator[StallingRelay]:
-    async with StallingRelay(fake_gcs_server.url) as r:
-        yield r
-
-
-async def _until_closing(store: GCSStore) -> None:
-    while not store._closed:
-        await asyncio.sleep(0)
-
-
-async def test_aclose_lets_a_read_in_flight_finish(gcs_root: str, relay: StallingRelay) -> None:
-    data = _payload(CHUNK - 100, seed=3)  # one ranged GET
-    store = GCSStore(gcs_root, part_size=CHUNK, endpoint_url=relay.url)
-    await store.write_bytes("big.bin", data)
-    relay.stall_after(32 * 1024)  # the answer's head and the start of its body
-    reader = asyncio.create_task(store.read_bytes("big.bin"))
-    await relay.stalled.wait()
-    closer = asyncio.create_task(store.aclose())
-    await _until_closing(store)
-    relay.release()
-    assert await reader == data  # aclose() waited for it
-    await closer
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
-        await store.read_bytes("big.bin")
-
-
-async def test_aclose_bounds_a_stalled_read_in_flight(gcs_root: str, relay: StallingRelay) -> None:
-    # aiohttp drops a body's own read timeout when its connection is closed under
-    # it: the store's timeout must end the read (the test timeout catches a hang).
-    options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
-    store = GCSStore(gcs_root, part_size=CHUNK, **options)
-    await store.write_bytes("big.bin", _payload(CHUNK - 100))
-    relay.stall_after(32 * 1024)
-    reader = asyncio.create_task(store.read_bytes("big.bin"))
-    await relay.stalled.wait()
-    await store.aclose()
-    with pytest.raises((artifactio.StoreClosedError, StoreConnectionError)) as caught:
-        await reader
-    if isinstance(caught.value, StoreConnectionError):
-        assert isinstance(caught.value.__cause__, TimeoutError)
-
-
-async def test_stalled_body_is_a_connection_error(gcs_root: str, relay: StallingRelay) -> None:
-    options = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
-    async with GCSStore(gcs_root, part_size=CHUNK, **options) as store:
-        await store.write_bytes("big.bin", _payload(CHUNK - 100))
-        relay.stall_after(32 * 1024)
-        with pytest.raises(StoreConnectionError, match=r"big\.bin") as caught:
-            await store.read_bytes("big.bin")
-        assert isinstance(caught.value.__cause__, TimeoutError)
-        relay.release()
-
-
-async def test_files_opened_before_aclose_refuse_requests(
-    gcs_root: str, fake_gcs_server: FakeGCSServer
-) -> None:
-    store = _store(gcs_root, fake_gcs_server)
-    store.block_size = 64 * 1024
-    await store.write_bytes("r.bin", _payload(4 * CHUNK))
-    reader = await store.open("r.bin", "rb")
-    assert len(await reader.read(10)) == 10
-    writer = await store.open("w.bin", "wb")
-    await writer.write(_payload(2 * CHUNK + 1))  # a resumable session, chunks going up
-    await store.aclose()  # waits for the chunk in flight
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
-        await reader.read()
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
-        await writer.close()
-    await reader.close()
-    with pytest.raises(artifactio.StoreClosedError, match=re.escape(gcs_root)):
-        await store.exists("r.bin")
-    async with _store(gcs_root, fake_gcs_server) as other:
-        assert not await other.exists("w.bin")
+class TestClosing(ClosingTests):
+    @pytest.fixture
+    def closing(self, gcs_root: str, fake_gcs_server: FakeGCSServer) -> ClosingBackend:
+        return ClosingBackend(
+            root=gcs_root,
+            url=fake_gcs_server.url,
+            new_store=lambda **options: _store(gcs_root, fake_gcs_server, **options),
+            read_size=CHUNK - 100,  # one ranged GET
+            part_size=CHUNK,
+            stall_after=32 * 1024,
+        )
