@@ -3,7 +3,7 @@
 :class:`ObjectStore` implements every primitive of
 :class:`~artifactio.AsyncArtifactStore` once, over a small service-neutral
 :class:`ObjectClient` that each service implements (S3 with aiobotocore, GCS
-with gcloud-aio-storage). One concept per module:
+with its JSON API on aiohttp). One concept per module:
 
 - :mod:`._client`: the data types and the :class:`ObjectClient` and
   :class:`Upload` interfaces; requests counted while they run, so closing
