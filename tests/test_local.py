@@ -1,13 +1,16 @@
 """What only the local backend does: atomic temp-file writes, symlink bounds, no loop blocking.
 
-The behaviour every backend shares (SEMANTICS.md) is the conformance suite's job.
+The behaviour every backend shares (docs/semantics.md) is the conformance suite's job;
+the local-only rows are checked here too (``@covers``).
 """
 
 from __future__ import annotations
 
 import errno
 import gc
+import glob
 import os
+import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,7 @@ import artifactio
 from artifactio._blocking import InlineSuspendedError, run_inline
 from artifactio.backends import local
 from artifactio.backends.local import LocalStore
+from artifactio.testing import SyncAsAsync, covers
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -55,6 +59,7 @@ def store(root: Path) -> LocalStore:
 # ------------------------------------------------------------------ atomic writes
 
 
+@covers("write.abort")
 async def test_exception_mid_write_keeps_old_content_and_leaves_no_temp(
     store: LocalStore, root: Path
 ) -> None:
@@ -73,6 +78,7 @@ async def test_exception_mid_write_keeps_old_content_and_leaves_no_temp(
     assert on_disk(root) == {"d", "d/f.bin"}
 
 
+@covers("write.abort")
 async def test_cancellation_mid_write_keeps_old_content_and_leaves_no_temp(
     root: Path,
 ) -> None:
@@ -98,6 +104,7 @@ async def test_cancellation_mid_write_keeps_old_content_and_leaves_no_temp(
     assert on_disk(root) == {"f.bin"}
 
 
+@covers("write.abort")
 async def test_cancellation_of_a_new_file_leaves_nothing(root: Path) -> None:
     store = LocalStore(str(root), part_size=8)
     with anyio.CancelScope() as scope:
@@ -151,6 +158,7 @@ async def test_new_files_get_umask_permissions_and_overwrites_keep_theirs(
         os.umask(old_umask)
 
 
+@covers("open.x-atomic")
 async def test_exclusive_writers_race_exactly_one_wins(store: LocalStore, root: Path) -> None:
     files = [await store.open("race.bin", "xb") for _ in range(8)]  # all pass the first check
     for i, f in enumerate(files):
@@ -175,6 +183,7 @@ async def test_exclusive_writers_race_exactly_one_wins(store: LocalStore, root: 
     assert on_disk(root) == {"race.bin"}
 
 
+@covers("open.x-atomic")
 async def test_exclusive_write_loses_to_a_file_created_meanwhile(
     store: LocalStore, root: Path
 ) -> None:
@@ -207,6 +216,7 @@ async def test_exclusive_write_without_hard_links(
     assert on_disk(root) == {"a.txt", "b.txt", "c.txt"}
 
 
+@covers("rename.file", "rename.directory")
 async def test_rename_across_filesystems_falls_back_to_copying(
     store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,6 +239,7 @@ async def test_rename_across_filesystems_falls_back_to_copying(
 # ---------------------------------------------------------------- parents, temps
 
 
+@covers("write.below-file", "path.below-file-local")
 async def test_writing_below_a_file_is_not_a_directory(store: LocalStore, root: Path) -> None:
     await store.write_bytes("f.txt", b"x")
     where = f"{root}/f.txt"
@@ -359,6 +370,7 @@ OUTSIDE_OPERATIONS: dict[str, Callable[[LocalStore], Awaitable[object]]] = {
 }
 
 
+@covers("path.local-symlink-out")
 @pytest.mark.parametrize("operation", OUTSIDE_OPERATIONS)
 async def test_symlink_leading_out_of_the_root_is_outside(
     escaping_root: Path, operation: str
@@ -373,6 +385,7 @@ async def test_symlink_leading_out_of_the_root_is_outside(
     assert (escaping_root.parent / "outside/secret.txt").read_text() == "secret"
 
 
+@covers("path.local-symlink-out", "walk.links")
 async def test_walks_and_globs_never_show_what_lies_outside(escaping_root: Path) -> None:
     store = LocalStore(str(escaping_root))
     with pytest.raises(PermissionError):
@@ -387,6 +400,7 @@ async def test_walks_and_globs_never_show_what_lies_outside(escaping_root: Path)
     assert await store.size(store.root) == len("inside")
 
 
+@covers("local.tree-links")
 async def test_symlinks_inside_the_root_work(store: LocalStore, root: Path) -> None:
     await store.write_bytes("real/data.txt", b"data")
     (root / "alias").symlink_to("real")
@@ -417,6 +431,7 @@ async def test_symlinks_inside_the_root_work(store: LocalStore, root: Path) -> N
     assert temp_files(root) == set()
 
 
+@covers("walk.links")
 async def test_walk_lists_linked_directories_without_entering_them(
     store: LocalStore, root: Path
 ) -> None:
@@ -452,6 +467,7 @@ async def test_root_reached_through_a_symlink(tmp_path: Path) -> None:
 # --------------------------------------------------------------------- spelling
 
 
+@covers("path.local-forms")
 async def test_file_uri_spelling_round_trips(root: Path) -> None:
     uri = f"file://{root}"
     store = artifactio.open_store(uri)
@@ -596,3 +612,262 @@ def test_inline_driving_never_suspends(store: LocalStore) -> None:
     except InlineSuspendedError as exc:  # pragma: no cover - the failure being tested for
         pytest.fail(f"an operation waited on an event loop: {exc}")
     assert on_disk(Path(store.root)) == {"a", "a/b.txt"}
+
+
+# ------------------------------------------- below a file: what os and shutil raise
+
+
+def _zenml_copyfile(src: str, dst: str, overwrite: bool = False) -> None:
+    """ZenML's ``LocalFilesystem.copyfile``: the exists check, then ``shutil.copyfile``."""
+    if not overwrite and os.path.exists(dst):
+        raise FileExistsError(dst)
+    shutil.copyfile(src, dst)
+
+
+def _zenml_rename(src: str, dst: str, overwrite: bool = False) -> None:
+    """ZenML's ``LocalFilesystem.rename``: the exists check, then ``os.rename``."""
+    if not overwrite and os.path.exists(dst):
+        raise FileExistsError(dst)
+    os.rename(src, dst)
+
+
+def _os_open(path: str, mode: str) -> None:
+    with open(path, mode) as f:
+        if mode[0] != "r":
+            f.write(b"x" if "b" in mode else "x")
+
+
+def _os_walk_errors(top: str) -> list[type[OSError]]:
+    errors: list[OSError] = []
+    for _ in os.walk(top, onerror=errors.append):
+        pass
+    return [type(e) for e in errors]
+
+
+async def _store_open(store: Any, path: str, mode: str) -> None:
+    async with store.open(path, mode) as f:
+        if mode[0] != "r":
+            await f.write(b"x" if "b" in mode else "x")
+
+
+async def _store_walk_errors(store: Any, top: str) -> list[type[OSError]]:
+    errors: list[OSError] = []
+    async for _ in store.walk(top, onerror=errors.append):
+        pass
+    return [type(e) for e in errors]
+
+
+OsCall = "Callable[[Callable[[str], str], str], object]"
+StoreCall = "Callable[[Any, str], Awaitable[object]]"
+
+# label -> (the call on the twin through os/shutil/glob, the same call on the store).
+# On the os side ``at`` turns a path relative to the twin into an absolute one.
+BELOW_FILE_OPERATIONS: dict[str, tuple[OsCall, StoreCall]] = {
+    "exists": (lambda at, p: os.path.exists(at(p)), lambda s, p: s.exists(p)),
+    "isdir": (lambda at, p: os.path.isdir(at(p)), lambda s, p: s.isdir(p)),
+    "stat": (lambda at, p: os.stat(at(p)) and None, lambda s, p: s.stat(p)),
+    "size": (lambda at, p: os.path.getsize(at(p)), lambda s, p: s.size(p)),
+    "listdir": (lambda at, p: os.listdir(at(p)), lambda s, p: s.listdir(p)),
+    "glob": (
+        lambda at, p: glob.glob(at(p) + "/*", recursive=True),
+        lambda s, p: s.glob(p + "/*"),
+    ),
+    "walk(onerror)": (lambda at, p: _os_walk_errors(at(p)), _store_walk_errors),
+    "remove": (lambda at, p: os.remove(at(p)), lambda s, p: s.remove(p)),
+    "rmtree": (lambda at, p: shutil.rmtree(at(p)), lambda s, p: s.rmtree(p)),
+    "makedirs": (
+        lambda at, p: os.makedirs(at(p), exist_ok=True),
+        lambda s, p: s.makedirs(p),
+    ),
+    "mkdir": (lambda at, p: os.mkdir(at(p)), lambda s, p: s.mkdir(p)),
+    "read_bytes": (lambda at, p: _os_open(at(p), "rb"), lambda s, p: s.read_bytes(p)),
+    "write_bytes": (lambda at, p: _os_open(at(p), "wb"), lambda s, p: s.write_bytes(p, b"x")),
+    **{
+        f"open({mode!r})": (
+            lambda at, p, mode=mode: _os_open(at(p), mode),
+            lambda s, p, mode=mode: _store_open(s, p, mode),
+        )
+        for mode in ("r", "rb", "w", "wb", "a", "ab", "x", "xb")
+    },
+    "copyfile(src)": (
+        lambda at, p: _zenml_copyfile(at(p), at("new.txt")),
+        lambda s, p: s.copyfile(p, "new.txt"),
+    ),
+    "copyfile(src, overwrite)": (
+        lambda at, p: _zenml_copyfile(at(p), at("ok.txt"), overwrite=True),
+        lambda s, p: s.copyfile(p, "ok.txt", overwrite=True),
+    ),
+    "copyfile(dst)": (
+        lambda at, p: _zenml_copyfile(at("ok.txt"), at(p)),
+        lambda s, p: s.copyfile("ok.txt", p),
+    ),
+    "copyfile(dst, overwrite)": (
+        lambda at, p: _zenml_copyfile(at("ok.txt"), at(p), overwrite=True),
+        lambda s, p: s.copyfile("ok.txt", p, overwrite=True),
+    ),
+    "copyfile(missing src, dst)": (
+        lambda at, p: _zenml_copyfile(at("missing.txt"), at(p)),
+        lambda s, p: s.copyfile("missing.txt", p),
+    ),
+    "copyfile(dir src, dst)": (
+        lambda at, p: _zenml_copyfile(at("dir"), at(p)),
+        lambda s, p: s.copyfile("dir", p),
+    ),
+    "rename(src)": (
+        lambda at, p: _zenml_rename(at(p), at("new.txt")),
+        lambda s, p: s.rename(p, "new.txt"),
+    ),
+    "rename(src, overwrite)": (
+        lambda at, p: _zenml_rename(at(p), at("ok.txt"), overwrite=True),
+        lambda s, p: s.rename(p, "ok.txt", overwrite=True),
+    ),
+    "rename(dst)": (
+        lambda at, p: _zenml_rename(at("ok.txt"), at(p)),
+        lambda s, p: s.rename("ok.txt", p),
+    ),
+    "rename(dst, overwrite)": (
+        lambda at, p: _zenml_rename(at("ok.txt"), at(p), overwrite=True),
+        lambda s, p: s.rename("ok.txt", p, overwrite=True),
+    ),
+    "rename(dir src, dst)": (
+        lambda at, p: _zenml_rename(at("dir"), at(p)),
+        lambda s, p: s.rename("dir", p),
+    ),
+    "rename(missing src, dst)": (
+        lambda at, p: _zenml_rename(at("missing.txt"), at(p)),
+        lambda s, p: s.rename("missing.txt", p),
+    ),
+}
+
+# shape -> (the tree: content, None for a directory, "->target" for a symlink; the bad path)
+BELOW_FILE_SHAPES: dict[str, tuple[dict[str, bytes | str | None], str]] = {
+    "below a top-level file": ({"f": b""}, "f/x"),
+    "two levels below a file": ({"f": b"data"}, "f/x/y"),
+    "below a file in a directory": ({"d/f": b"data", "d/g": b"g"}, "d/f/x"),
+    "below a link to a file": ({"t.txt": b"t", "l": "->t.txt"}, "l/x"),
+    "below a file, trailing slash": ({"f": b"data"}, "f/x/"),
+}
+
+
+def _make_twin_tree(top: Path, tree: dict[str, bytes | str | None]) -> None:
+    full = {"ok.txt": b"ok", "dir": None, "dir/in.txt": b"in", **tree}
+    for rel, content in full.items():
+        path = top / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            path.mkdir(exist_ok=True)
+        elif isinstance(content, str):
+            path.symlink_to(content.removeprefix("->"))
+        else:
+            path.write_bytes(content)
+
+
+def _outcome(value: object) -> tuple[str, object]:
+    if isinstance(value, (bool, list)):
+        return "returned", value
+    return "returned", None
+
+
+@covers("path.below-file-local")
+@pytest.mark.parametrize("api", ["async", "sync"])
+@pytest.mark.parametrize("shape", BELOW_FILE_SHAPES)
+@pytest.mark.parametrize("operation", BELOW_FILE_OPERATIONS)
+async def test_below_a_file_raises_what_os_raises(
+    tmp_path: Path, operation: str, shape: str, api: str
+) -> None:
+    tree, bad = BELOW_FILE_SHAPES[shape]
+    root, twin = tmp_path / "root", tmp_path / "twin"
+    _make_twin_tree(root, tree)
+    _make_twin_tree(twin, tree)
+    os_call, store_call = BELOW_FILE_OPERATIONS[operation]
+    try:
+        expected = _outcome(os_call(lambda rel: str(twin / rel), bad))
+    except OSError as exc:
+        expected = ("raised", type(exc))
+    store: Any = LocalStore(str(root))
+    if api == "sync":
+        store = SyncAsAsync(artifactio.ArtifactStore(store))
+    try:
+        got = _outcome(await store_call(store, bad))
+    except OSError as exc:
+        got = ("raised", type(exc))
+    # (glob's lists compare too: nothing lies below a file, so both are empty)
+    assert got == expected, f"{operation} on {bad!r}: store {got}, os {expected}"
+    assert on_disk(root) == on_disk(twin), "the store and os left different trees"
+    if api == "sync":
+        store.sync_store.close()
+
+
+# --------------------------------------------------------- failures, not "missing"
+
+
+@covers("exists.failures")
+async def test_lookup_failure_on_disk_is_raised(
+    store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.write_bytes("locked/inside.bin", b"x")
+    real_lstat = os.lstat
+    real_stat = os.stat
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if "locked" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    def denied_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if "locked" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", denied)
+    monkeypatch.setattr(os, "stat", denied_stat)
+    for call in (store.exists, store.isdir):
+        for path in ("locked", "locked/inside.bin", "locked/missing"):
+            with pytest.raises(PermissionError, match="locked"):
+                await call(path)
+    assert await store.exists("elsewhere") is False
+
+
+# ------------------------------------------------- a move across filesystems fails
+
+
+@covers("rename.failure-cleanup")
+@pytest.mark.parametrize("what", ["directory", "file"])
+async def test_failed_move_across_filesystems_leaves_no_partial_copy(
+    store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    for i in range(6):
+        await store.write_bytes(f"d/f{i}.txt", b"x" * i)
+    await store.makedirs("d/empty")
+    real_rename = os.rename
+    real_copy2 = shutil.copy2
+    copies = 0
+
+    def cross_device(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if str(src).startswith(str(root)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", src)
+        real_rename(src, dst, *args, **kwargs)
+
+    def failing_copy2(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal copies
+        copies += 1
+        if copies == 3 or what == "file":
+            if what == "file":  # the copy fails after writing part of the file
+                Path(dst).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device (injected)", dst)
+        return real_copy2(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    monkeypatch.setattr(shutil, "copy2", failing_copy2)
+    before = on_disk(root)
+    src, dst = ("d", "e/moved") if what == "directory" else ("d/f5.txt", "e/f5.txt")
+    with pytest.raises(OSError, match="injected"):
+        await store.rename(src, dst)
+    assert copies >= 3 if what == "directory" else copies == 1  # copytree tries every file
+    # the source is whole and nothing is left at the destination (its new parent may stay)
+    assert on_disk(root) - {"e"} == before
+    assert temp_files(root) == set()
+    monkeypatch.setattr(shutil, "copy2", real_copy2)
+    await store.rename(src, dst)  # a retry is not refused
+    assert not await store.exists(src)
+    assert await store.read_bytes(f"{dst}/f5.txt" if what == "directory" else dst) == b"x" * 5

@@ -8,7 +8,13 @@ import pathlib
 import pytest
 
 from artifactio import InvalidPathError, PathOutsideStoreError
-from artifactio._paths import StoreRoot, coerce_path, glob_matcher, split_scheme
+from artifactio._paths import (
+    StoreRoot,
+    coerce_path,
+    glob_matcher,
+    is_directory_pattern,
+    split_scheme,
+)
 
 
 @pytest.mark.parametrize(
@@ -146,6 +152,38 @@ def test_glob_literal_base() -> None:
     assert m.may_descend("a")
     assert not m.may_descend("a/b")
     assert glob_matcher("a/**/**/b").parts == ("**", "b")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "dirs_only"),
+    [
+        ("d/", True),
+        ("*/", True),
+        ("d/**/", True),
+        ("d//", True),
+        ("./", True),
+        ("s3://b/p/", True),
+        (b"d/", True),
+        ("d", False),
+        ("d/**", False),
+        ("d/.", False),
+        # pathlib drops a trailing slash itself: such a pattern reaches glob without one
+        (pathlib.PurePosixPath("d/"), False),
+    ],
+)
+def test_a_pattern_ending_in_a_slash_asks_for_directories(pattern: object, dirs_only: bool) -> None:
+    """Patterns are not paths: the trailing slash that normalising drops from a path is kept."""
+    assert is_directory_pattern(pattern) is dirs_only
+
+
+def test_glob_matcher_keeps_the_directories_only_flag() -> None:
+    root = StoreRoot.parse("s3://b/p")
+    key = root.key("d/*/")  # the key is normalised like any path...
+    assert key == "d/*"
+    matcher = glob_matcher(key, dirs_only=is_directory_pattern("d/*/"))  # ...the flag is not
+    assert matcher.dirs_only
+    assert (matcher.base, matcher.parts) == ("d", ("*",))
+    assert not glob_matcher(key).dirs_only
 
 
 def test_pathlike_bytes() -> None:

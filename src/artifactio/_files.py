@@ -75,6 +75,14 @@ def parse_mode(mode: str) -> tuple[str, bool]:
 _NEWLINES = (None, "", "\n", "\r", "\r\n")
 
 
+class _UnknownEncodingError(LookupError, ValueError):
+    """An ``encoding`` that names no text codec.
+
+    A ``ValueError`` (docs/semantics.md, ``open.bad-text-options``), and a
+    ``LookupError``, which is what the builtin ``open`` raises.
+    """
+
+
 def resolve_open_args(
     mode: str, encoding: str | None, errors: str | None, newline: str | None
 ) -> tuple[str, bool, str, str]:
@@ -85,9 +93,9 @@ def resolve_open_args(
         (UTF-8, ``"strict"``).
 
     Raises:
-        ValueError: An unknown mode, text options with a binary mode, or an
-            illegal ``newline``.
-        LookupError: An unknown encoding.
+        ValueError: An unknown mode, text options with a binary mode, an
+            illegal ``newline``, or an ``encoding`` that is no text encoding
+            (that one is a ``LookupError`` too, as the builtin raises).
     """
     kind, binary = parse_mode(mode)
     if binary:
@@ -95,7 +103,12 @@ def resolve_open_args(
             raise ValueError("open: encoding, errors and newline apply to text modes only")
         return kind, binary, "utf-8", "strict"
     encoding = encoding or "utf-8"
-    codecs.lookup(encoding)
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise _UnknownEncodingError(f"open: unknown encoding: {encoding!r}") from None
+    if not getattr(codec, "_is_text_encoding", True):
+        raise _UnknownEncodingError(f"open: {encoding!r} is not a text encoding")
     if newline not in _NEWLINES:
         raise ValueError(f"open: illegal newline value: {newline!r}")
     return kind, binary, encoding, errors or "strict"

@@ -30,6 +30,7 @@ __all__ = [
     "glob_matcher",
     "has_magic",
     "is_below",
+    "is_directory_pattern",
     "join_key",
     "parent_key",
     "split_scheme",
@@ -298,6 +299,15 @@ def _match_parts(pattern: Sequence[str], parts: Sequence[str]) -> bool:
     return _match_parts(pattern[1:], parts[1:])
 
 
+def is_directory_pattern(pattern: object) -> bool:
+    """Whether a glob pattern ends in ``/``: it then matches directories only.
+
+    Patterns are not paths here: normalising drops a path's trailing slash, but
+    ``glob.glob`` gives a pattern's trailing slash a meaning, and so does ``glob``.
+    """
+    return coerce_path(pattern, "glob").endswith("/")
+
+
 @dataclass(frozen=True)
 class GlobMatcher:
     """A glob pattern split into its literal base and the components to match below it.
@@ -305,10 +315,12 @@ class GlobMatcher:
     Attributes:
         base: The key of the deepest directory named literally by the pattern.
         parts: The pattern's components below ``base``.
+        dirs_only: The pattern ended in ``/``: only directories match.
     """
 
     base: str
     parts: tuple[str, ...]
+    dirs_only: bool = False
 
     @property
     def recursive(self) -> bool:
@@ -329,10 +341,11 @@ class GlobMatcher:
         return all(_match_component(p, n) for p, n in zip(self.parts, parts, strict=False))
 
 
-def glob_matcher(key_pattern: str) -> GlobMatcher:
+def glob_matcher(key_pattern: str, *, dirs_only: bool = False) -> GlobMatcher:
     """Split a normalised pattern key into its literal base and its magic part.
 
-    ``"a/b/*.txt"`` has base ``"a/b"`` and parts ``("*.txt",)``.
+    ``"a/b/*.txt"`` has base ``"a/b"`` and parts ``("*.txt",)``. ``dirs_only``
+    says whether the pattern as given ended in ``/`` (see :func:`is_directory_pattern`).
     """
     parts = key_pattern.split("/") if key_pattern else []
     literal: list[str] = []
@@ -346,4 +359,4 @@ def glob_matcher(key_pattern: str) -> GlobMatcher:
         if part == "**" and collapsed and collapsed[-1] == "**":
             continue
         collapsed.append(part)
-    return GlobMatcher("/".join(literal), tuple(collapsed))
+    return GlobMatcher("/".join(literal), tuple(collapsed), dirs_only)

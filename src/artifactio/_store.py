@@ -26,7 +26,15 @@ from ._files import (
     OpenContext,
     resolve_open_args,
 )
-from ._paths import GlobMatcher, PathType, glob_matcher, is_below, join_key, parent_key
+from ._paths import (
+    GlobMatcher,
+    PathType,
+    glob_matcher,
+    is_below,
+    is_directory_pattern,
+    join_key,
+    parent_key,
+)
 from ._primitives import StorePrimitives
 
 if TYPE_CHECKING:
@@ -349,39 +357,48 @@ class AsyncArtifactStore(StorePrimitives):
         """Sorted full paths of the files and directories matching ``pattern``.
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
-        components; names starting with ``.`` match only a pattern component
-        that starts with ``.``. The pattern is normalised like any path, so a
-        trailing ``/`` is ignored.
+        components (``d/**`` matches ``d`` itself too); names starting with
+        ``.`` match only a pattern component that starts with ``.``. A pattern
+        ending in ``/`` matches directories only, and they come back ending in
+        ``/``, as ``glob.glob`` spells them. Nothing matching gives ``[]``.
         """
         key = self._key(pattern, "glob")
-        matcher = glob_matcher(key)
-        if not matcher.parts:
-            return [self._full(key)] if await self._info(key) is not None else []
-        base = matcher.base
-        if not await self._isdir(base):
-            return []
+        matcher = glob_matcher(key, dirs_only=is_directory_pattern(pattern))
         found: set[str] = set()
-        if matcher.matches(""):  # "dir/**" matches dir itself, as glob.glob does
-            found.add(self._full(base))
-        offset = len(base) + 1 if base else 0
-        if matcher.recursive:
-            async for child, _ in self._iter_tree(base):
-                if matcher.matches(child[offset:]):
-                    found.add(self._full(child))
-        else:
-            await self._glob_level(base, offset, matcher, found)
-        return sorted(found)
+        if not matcher.parts:
+            if matcher.dirs_only:
+                present = await self._isdir(key)
+            else:
+                present = await self._info(key) is not None
+            if present:
+                found.add(key)
+        elif await self._isdir(matcher.base):
+            base = matcher.base
+            if matcher.matches(""):  # "dir/**" matches dir itself, as glob.glob does
+                found.add(base)
+            offset = len(base) + 1 if base else 0
+            if matcher.recursive:
+                async for child, entry in self._iter_tree(base):
+                    if (entry.is_dir or not matcher.dirs_only) and matcher.matches(child[offset:]):
+                        found.add(child)
+            else:
+                await self._glob_level(base, offset, matcher, found)
+        full = [self._full(k) for k in found]
+        if matcher.dirs_only:
+            full = [p if p.endswith("/") else p + "/" for p in full]
+        return sorted(full)
 
     async def _glob_level(
         self, key: str, offset: int, matcher: GlobMatcher, found: set[str]
     ) -> None:
+        """Add the keys below ``key`` that match, descending only where one may."""
         subdirs: list[str] = []
         async for page in self._scandir(key):
             for entry in page:
                 child = join_key(key, entry.name)
                 rel = child[offset:]
-                if matcher.matches(rel):
-                    found.add(self._full(child))
+                if (entry.is_dir or not matcher.dirs_only) and matcher.matches(rel):
+                    found.add(child)
                 if entry.is_dir and matcher.may_descend(rel):
                     subdirs.append(child)
         for sub in subdirs:

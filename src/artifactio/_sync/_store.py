@@ -206,9 +206,10 @@ class ArtifactStore(FacadeBase):
         """Sorted full paths of the files and directories matching ``pattern``.
 
         ``*``, ``?`` and ``[...]`` match within one component, ``**`` across
-        components; names starting with ``.`` match only a pattern component
-        that starts with ``.``. The pattern is normalised like any path, so a
-        trailing ``/`` is ignored.
+        components (``d/**`` matches ``d`` itself too); names starting with
+        ``.`` match only a pattern component that starts with ``.``. A pattern
+        ending in ``/`` matches directories only, and they come back ending in
+        ``/``, as ``glob.glob`` spells them. Nothing matching gives ``[]``.
         """
         return self._run(self._async.glob(pattern))
 

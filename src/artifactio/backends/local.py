@@ -22,11 +22,21 @@ resolves the path only when one of them is a symlink, so paths without links
 cost one ``lstat`` per component. It is a check, not a sandbox: a link swapped
 in between the check and the operation is not caught.
 
-Tree listings (``size``, ``glob("**")``) do not descend into symlinked
-directories, as ``os.walk`` does not; ``walk`` lists directory by directory and
-does enter links to directories inside the root. Links leading out are listed
-by name but never entered or described. ``rmtree`` removes links below it,
-never what they point to, and refuses a path that is itself a link (``OSError``).
+Links are not followed by tree listings: ``walk`` lists a link to a directory
+among the directories but does not enter it (``os.walk``'s default), and
+``size`` and ``glob("**")`` do not descend into one either; a link given as the
+path itself is followed. Links leading out are listed by name but never entered
+or described. ``rmtree`` removes links below it, never what they point to, and
+refuses a path that is itself a link (``OSError``).
+
+Below a file: a path whose ancestor is a file gets the error ``os`` gives
+there, ``NotADirectoryError``, from every operation that needs it to exist or
+to be made (``exists`` and ``isdir`` answer ``False``), where a backend without
+a directory tree would say ``FileNotFoundError``.
+
+Moves use ``os.rename``, which is atomic. Across filesystems (``EXDEV``) the
+move copies then deletes; a copy that fails removes what it made, so the source
+is whole and nothing is left at the destination.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from .._concurrency import shielded
 from .._config import LocalConfig
 from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
 from .._files import RawReader, RawWriter
-from .._paths import StoreRoot, join_key, parent_key
+from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 
 if TYPE_CHECKING:
@@ -165,6 +175,32 @@ def _publish(tmp: str, target: str, exclusive: bool) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _move_across(src: str, dst: str) -> None:
+    """Move ``src`` to a free ``dst`` on another filesystem: copy, then delete the source.
+
+    A copy that fails removes what it made (a file is copied to a temporary
+    name first), so the source is whole and ``dst`` is free again.
+    """
+    if os.path.isdir(src) and not os.path.islink(src):
+        os.mkdir(dst)  # FileExistsError if it appeared meanwhile: then it is not ours to delete
+        try:
+            shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
+        except BaseException:
+            shutil.rmtree(dst, ignore_errors=True)
+            raise
+        shutil.rmtree(src)
+        return
+    directory, name = os.path.split(dst)
+    tmp = os.path.join(directory, _temp_name(name))
+    try:
+        shutil.copy2(src, tmp, follow_symlinks=False)
+        os.replace(tmp, dst)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    os.unlink(src)
 
 
 def _commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
@@ -296,6 +332,8 @@ class _Location(NamedTuple):
         st: The entry's stat when the check already has it (no link on the way).
         missing: Known not to exist.
         parent_ok: The parent is known to be an existing directory.
+        below_file: Known not to exist because an ancestor is not a directory
+            (``os`` says ``ENOTDIR`` there).
     """
 
     path: str
@@ -303,6 +341,7 @@ class _Location(NamedTuple):
     st: os.stat_result | None = None
     missing: bool = False
     parent_ok: bool = False
+    below_file: bool = False
 
 
 class LocalStore(AsyncArtifactStore):
@@ -361,8 +400,9 @@ class LocalStore(AsyncArtifactStore):
                 # last component means its parent is a directory (the root excepted:
                 # it was never looked at).
                 last = depth == len(parts)
-                parent_ok = last and depth > 1 and isinstance(exc, FileNotFoundError)
-                return _Location(path, path, None, True, parent_ok)
+                below_file = isinstance(exc, NotADirectoryError)
+                parent_ok = last and depth > 1 and not below_file
+                return _Location(path, path, None, True, parent_ok, below_file)
             except OSError as exc:
                 raise self._translate(exc, op, key) from exc
             if stat_module.S_ISLNK(st.st_mode):
@@ -426,19 +466,39 @@ class LocalStore(AsyncArtifactStore):
         except OSError as exc:
             raise self._translate(exc, op, key) from exc
 
-    def _info_sync(self, key: str) -> EntryInfo | None:
-        loc = self._locate(key, "stat")
+    def _lookup_sync(self, key: str, op: str) -> tuple[EntryInfo | None, type[OSError]]:
+        """Describe ``key``; when it does not exist, also say which error ``os`` gives.
+
+        Returns:
+            The entry (``None`` when missing), and ``NotADirectoryError`` when it
+            is missing because an ancestor is a file, else ``FileNotFoundError``.
+        """
+        loc = self._locate(key, op)
         if loc.missing:
-            return None
+            return None, NotADirectoryError if loc.below_file else FileNotFoundError
         st = loc.st
         if st is None:
             try:
                 st = os.stat(loc.path)
-            except (FileNotFoundError, NotADirectoryError):
-                return None if key else _ROOT_INFO
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                return (None if key else _ROOT_INFO), type(exc)
             except OSError as exc:
-                raise self._translate(exc, "stat", key) from exc
-        return _entry_info(st)
+                raise self._translate(exc, op, key) from exc
+        return _entry_info(st), FileNotFoundError
+
+    def _info_sync(self, key: str) -> EntryInfo | None:
+        return self._lookup_sync(key, "stat")[0]
+
+    def _require_sync(self, key: str, op: str) -> EntryInfo:
+        info, missing = self._lookup_sync(key, op)
+        if info is None:
+            raise self._err(missing, op, key)
+        return info
+
+    def _below_file_sync(self, key: str) -> bool:
+        """Whether ``key`` is missing because one of its ancestors is a file."""
+        info, missing = self._lookup_sync(key, "stat")
+        return info is None and missing is NotADirectoryError
 
     def _scandir_sync(self, key: str) -> list[DirEntry]:
         loc = self._locate(key, "listdir")
@@ -566,7 +626,7 @@ class LocalStore(AsyncArtifactStore):
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-                shutil.move(source.path, target.path)
+                _move_across(source.path, target.path)
 
     def _copy_sync(self, src: str, dst: str) -> None:
         source = self._locate(src, "copyfile")
@@ -588,6 +648,10 @@ class LocalStore(AsyncArtifactStore):
 
     async def _info(self, key: str) -> EntryInfo | None:
         return await run_blocking(self._info_sync, key)
+
+    async def _require(self, key: str, op: str) -> EntryInfo:
+        # One lookup that also tells "missing" (ENOENT) from "below a file" (ENOTDIR).
+        return await run_blocking(self._require_sync, key, op)
 
     async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
         yield await run_blocking(self._scandir_sync, key)
@@ -630,3 +694,35 @@ class LocalStore(AsyncArtifactStore):
 
     async def _copy_file(self, src: str, dst: str) -> None:
         await run_blocking(self._copy_sync, src, dst)
+
+    # ------------------------------------- where os says ENOTDIR, not ENOENT
+
+    async def mkdir(self, path: PathType) -> None:
+        """Create one directory; its parent must exist.
+
+        Raises:
+            FileExistsError: Something is at ``path`` already.
+            FileNotFoundError: The parent is missing.
+            NotADirectoryError: The parent, or one of its ancestors, is a file.
+        """
+        try:
+            await super().mkdir(path)
+        except FileNotFoundError as exc:
+            key = self._key(path, "mkdir")
+            if await run_blocking(self._below_file_sync, key):
+                raise self._err(NotADirectoryError, "mkdir", key) from exc
+            raise
+
+    async def rename(self, src: PathType, dst: PathType, overwrite: bool = False) -> None:
+        """Move a file or a whole directory (see :meth:`AsyncArtifactStore.rename`).
+
+        As ``os.rename``, a destination below a file is ``NotADirectoryError``
+        even when the source is missing too.
+        """
+        try:
+            await super().rename(src, dst, overwrite)
+        except FileNotFoundError as exc:
+            key = self._key(dst, "rename")
+            if await run_blocking(self._below_file_sync, key):
+                raise self._err(NotADirectoryError, "rename", key) from exc
+            raise

@@ -1,4 +1,4 @@
-"""The artifactio conformance suite: every row of SEMANTICS.md, for any backend.
+"""The artifactio conformance suite: the behaviour rows of ``docs/semantics.md``, for any backend.
 
 A backend joins by subclassing :class:`ConformanceSuite` and providing one
 fixture, ``async_store_factory``, that returns a :class:`StoreFactory` whose
@@ -21,18 +21,25 @@ stores share a fresh, empty root for the test::
 
 Every test runs twice: through the async API (``AsyncArtifactStore``) and
 through the blocking facade (``artifactio.ArtifactStore``, driven from worker
-threads by :class:`SyncAsAsync`). Where SEMANTICS.md lets backends differ, the
-:class:`Capabilities` given to the factory decide which rows apply.
+threads by :class:`SyncAsAsync`). Where the behaviour document lets backends
+differ, the :class:`Capabilities` given to the factory decide which rows apply.
 
-Where each part of SEMANTICS.md is checked:
+Each test names the rows it checks with :func:`covers` (read them back with
+:func:`covered_rows`); the repository's ``tests/test_semantics_doc.py`` checks
+that every row of ``docs/semantics.md`` has a test and every named row exists.
+A few tests inject a failure by replacing one primitive of the store under test
+(the ``backend`` fixture) on the instance, as a failing service would fail.
 
-- "Paths" (forms, normalising, bounds, invalid paths): :class:`PathRulesTests`;
-  every operation is called with each bad path (:func:`every_operation`) and
-  must raise without changing the tree.
+Where each part of the document is checked:
+
+- "Paths" (forms, normalising, bounds, invalid paths, other schemes, paths
+  below a file): :class:`PathRulesTests`; every operation is called with each
+  bad path (:func:`every_operation`) and must raise without changing the tree.
 - ``open``, file objects, "writes" (all or nothing, implicit parents),
   ``read_bytes``/``write_bytes``: :class:`FileTests`.
-- The operations table and the error-order rules: :class:`OperationTests`;
-  ``glob`` and ``walk``: :class:`ListingTests`.
+- "Interface", "Operations", "Rename" and the error order: :class:`OperationTests`;
+  "Listing" (``glob``, checked against ``glob.glob`` too, and ``walk``):
+  :class:`ListingTests`.
 - "Object stores" (a file and a directory of one name): :class:`ObjectStoreTests`;
   markers and special keys are in :class:`OperationTests`, for every backend.
 - "Concurrency": :class:`ConcurrencyTests` (tasks, or threads through the facade)
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import pytest
 
+from ._covers import covered_rows, covers
 from ._harness import (
     Capabilities,
     ConformanceFixtures,
@@ -83,6 +91,8 @@ __all__ = [
     "SuspendingMemoryStore",
     "SyncAsAsync",
     "Tree",
+    "covered_rows",
+    "covers",
     "every_operation",
     "full_path",
     "make_tree",

@@ -30,9 +30,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Capabilities",
     "ConformanceFixtures",
+    "OpenAPI",
     "StoreAPI",
     "StoreFactory",
     "SyncAsAsync",
+    "ThreadFile",
+    "ThreadOpen",
     "Tree",
     "full_path",
     "load_sync_facade",
@@ -49,7 +52,7 @@ Tree = dict[str, "bytes | None"]
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do, where SEMANTICS.md lets backends differ.
+    """What a backend can do, where docs/semantics.md lets backends differ.
 
     Attributes:
         object_store: Directories are key prefixes plus marker objects (S3, GCS):
@@ -523,6 +526,7 @@ class _Env:
     kind: str
     caps: Capabilities
     part_size: int
+    backend: AsyncArtifactStore
     sync_store: Any = None
 
 
@@ -549,21 +553,21 @@ class ConformanceFixtures:
             if caps.checks_ancestors is None:
                 caps = replace(caps, checks_ancestors=type(store).checks_ancestors)
             try:
-                yield _Env(store, api_kind, caps, store.part_size)
+                yield _Env(store, api_kind, caps, store.part_size, store)
             finally:
                 await store.aclose()
             return
         facade = load_sync_facade()
 
-        def build() -> tuple[Any, bool, int]:
+        def build() -> tuple[Any, AsyncArtifactStore]:
             inner = async_store_factory()
-            return facade(inner), type(inner).checks_ancestors, inner.part_size
+            return facade(inner), inner
 
-        sync_store, checks, part_size = await anyio.to_thread.run_sync(build)
+        sync_store, inner = await anyio.to_thread.run_sync(build)
         if caps.checks_ancestors is None:
-            caps = replace(caps, checks_ancestors=checks)
+            caps = replace(caps, checks_ancestors=type(inner).checks_ancestors)
         try:
-            yield _Env(SyncAsAsync(sync_store), api_kind, caps, part_size, sync_store)
+            yield _Env(SyncAsAsync(sync_store), api_kind, caps, inner.part_size, inner, sync_store)
         finally:
             await anyio.to_thread.run_sync(sync_store.close)
 
@@ -576,6 +580,26 @@ class ConformanceFixtures:
     def caps(self, conformance_env: _Env) -> Capabilities:
         """The backend's capabilities."""
         return conformance_env.caps
+
+    @pytest.fixture
+    def backend(self, conformance_env: _Env) -> AsyncArtifactStore:
+        """The async store under the interface being tested (the facade's own store, for ``sync``).
+
+        Tests that inject a failure replace one of its primitives on the instance
+        (``monkeypatch.setattr(backend, "_info", failing)``): the primitives are
+        what every backend implements, so the failure reaches the API being tested
+        the way a real one would.
+        """
+        return conformance_env.backend
+
+    @pytest.fixture
+    def interface(self, conformance_env: _Env) -> Any:
+        """The object the test drives: the async store, or the facade itself (not its adapter)."""
+        return (
+            conformance_env.api
+            if conformance_env.sync_store is None
+            else conformance_env.sync_store
+        )
 
     @pytest.fixture
     def part_size(self, conformance_env: _Env) -> int:

@@ -13,6 +13,7 @@ import anyio.to_thread
 import pytest
 import pytest_asyncio
 
+from ._covers import covers
 from ._harness import (
     Capabilities,
     StoreAPI,
@@ -38,8 +39,9 @@ def _content(i: int) -> bytes:
 
 
 class ObjectStoreTests:
-    """SEMANTICS.md, "Object stores": a file and a directory of the same name."""
+    """docs/semantics.md, "Object stores": a file and a directory of the same name."""
 
+    @covers("object.coexist")
     async def test_file_and_directory_of_one_name_coexist(
         self, store: StoreAPI, caps: Capabilities
     ) -> None:
@@ -63,6 +65,9 @@ class ObjectStoreTests:
         assert "clash" in walked[0][1]
         assert (full_path(store, "clash"), [], ["child"]) in walked
         assert await store.listdir(".") == ["clash"]
+        assert await store.glob("*") == [full_path(store, "clash")]  # listed once
+        assert await store.glob("clash") == [full_path(store, "clash")]
+        assert await store.glob("*/") == [full_path(store, "clash") + "/"]
         await store.remove("clash")  # the file goes; the directory stays
         assert await store.isdir("clash")
         assert (await store.stat("clash")).is_dir
@@ -78,8 +83,9 @@ class ObjectStoreTests:
 
 
 class ConcurrencyTests:
-    """SEMANTICS.md, "Concurrency": many tasks (threads, for the facade) on one store."""
+    """docs/semantics.md, "Concurrency": many tasks (threads, for the facade) on one store."""
 
+    @covers("concurrency.whole-content", "concurrency.shared-store")
     async def test_many_writers_of_one_path(self, store: StoreAPI) -> None:
         await store.write_bytes("shared.bin", b"initial")
         allowed = {b"initial"} | {_content(i) for i in range(WRITERS)}
@@ -106,6 +112,7 @@ class ConcurrencyTests:
         assert all(s in allowed for s in seen), "a reader saw a partial or mixed file"
         assert await store.listdir(".") == ["shared.bin"], "temporary objects were left"
 
+    @covers("concurrency.last-close-wins")
     async def test_last_successful_close_wins(self, store: StoreAPI) -> None:
         await store.write_bytes("last.bin", b"initial")
         first = await store.open("last.bin", "wb")
@@ -128,6 +135,7 @@ class ConcurrencyTests:
         assert await store.read_bytes("last.bin") == b"first writer"
         assert await store.listdir(".") == ["last.bin"]
 
+    @covers("concurrency.shared-store")
     async def test_many_tasks_on_distinct_paths(self, store: StoreAPI) -> None:
         count = 40
 
@@ -147,6 +155,7 @@ class ConcurrencyTests:
         assert await store.listdir("copies") == [f"f{i:03d}.bin" for i in range(count)]
         assert await store.size("many") == sum(len(_content(i)) for i in range(count))
 
+    @covers("open.x-atomic")
     async def test_racing_exclusive_creators(self, store: StoreAPI, caps: Capabilities) -> None:
         if not caps.atomic_exclusive:
             pytest.skip("this backend cannot make x modes atomic")
@@ -171,6 +180,7 @@ class ConcurrencyTests:
         assert await store.read_bytes("once.bin") == _content(winners[0])
         assert await store.listdir(".") == ["once.bin"]
 
+    @covers("concurrency.shared-store")
     async def test_concurrent_directory_operations(self, store: StoreAPI) -> None:
         await make_tree(store, {f"tree{i}/sub/f.bin": b"x" for i in range(8)})
 
@@ -193,7 +203,7 @@ class ConcurrencyTests:
 
 
 class FacadeThreadingTests:
-    """SEMANTICS.md, "Concurrency": the sync facade from threads, a running loop, a fork."""
+    """docs/semantics.md, "Concurrency": the sync facade from threads, a running loop, a fork."""
 
     @pytest_asyncio.fixture
     async def facade_store(self, async_store_factory: StoreFactory) -> AsyncIterator[Any]:
@@ -205,6 +215,7 @@ class FacadeThreadingTests:
         finally:
             await anyio.to_thread.run_sync(sync_store.close)
 
+    @covers("facade.threads", "concurrency.shared-store")
     async def test_facade_from_many_threads(self, facade_store: Any) -> None:
         def work(i: int) -> None:
             facade_store.write_bytes(f"threads/{i}.bin", _content(i))
@@ -219,6 +230,7 @@ class FacadeThreadingTests:
         final = await anyio.to_thread.run_sync(facade_store.read_bytes, "threads-shared.bin")
         assert final in {_content(i) for i in range(WRITERS)}
 
+    @covers("facade.event-loop")
     async def test_facade_inside_a_running_event_loop(self, facade_store: Any) -> None:
         # Deliberately blocking calls from the thread that runs the event loop.
         facade_store.write_bytes("loop/a.bin", b"from the loop")
@@ -235,6 +247,7 @@ class FacadeThreadingTests:
         facade_store.rmtree("loop")
         assert not facade_store.exists("loop")
 
+    @covers("facade.fork")
     async def test_facade_in_a_forked_child(self, facade_store: Any) -> None:
         if not hasattr(os, "fork"):
             pytest.skip("no os.fork on this platform")

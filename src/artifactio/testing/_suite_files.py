@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from functools import partial
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from ._covers import covers
 from ._harness import Capabilities, StoreAPI, full_path, make_tree, raises, snapshot, unchanged
 
 __all__ = ["FileTests"]
@@ -31,10 +33,11 @@ async def _write_then_fail(store: StoreAPI, path: str, mode: str, size: int) -> 
 
 
 class FileTests:
-    """SEMANTICS.md, ``open`` and "writes"; plus ``read_bytes``/``write_bytes``."""
+    """docs/semantics.md, "Opening files" and "Writing"; plus ``read_bytes``/``write_bytes``."""
 
     # ------------------------------------------------------------------ modes
 
+    @covers("open.modes", "open.text-encoding")
     async def test_text_modes_are_utf8_by_default(self, store: StoreAPI) -> None:
         async with store.open("t.txt", "w") as f:
             assert await f.write(TEXT) == len(TEXT)
@@ -44,6 +47,7 @@ class FileTests:
         assert got == TEXT
         assert isinstance(got, str)
 
+    @covers("open.modes")
     async def test_binary_modes(self, store: StoreAPI) -> None:
         async with store.open("b.bin", "wb") as f:
             assert await f.write(BINARY) == len(BINARY)
@@ -52,6 +56,7 @@ class FileTests:
         assert got == BINARY
         assert isinstance(got, bytes)
 
+    @covers("open.modes")
     async def test_append_modes(self, store: StoreAPI) -> None:
         async with store.open("app.txt", "a") as f:  # creates the file
             await f.write("one\n")
@@ -65,6 +70,7 @@ class FileTests:
             assert await f.tell() == 3
         assert await store.read_bytes("app.bin") == b"\x00\x01\x02"
 
+    @covers("open.modes", "open.x-exists")
     async def test_exclusive_modes(self, store: StoreAPI) -> None:
         async with store.open("x.txt", "x") as f:
             await f.write("new")
@@ -82,6 +88,7 @@ class FileTests:
 
                     await raises(FileExistsError, create, f"open({path!r}, {mode!r})")
 
+    @covers("open.bad-mode")
     async def test_other_modes_raise_value_error(self, store: StoreAPI) -> None:
         await store.write_bytes("m.txt", b"keep")
         modes = ["r+", "rb+", "w+", "wb+", "a+", "x+", "rw", "wa", "rx", "U", "rU", "", "z"]
@@ -96,19 +103,25 @@ class FileTests:
 
                     await raises(ValueError, call, f"open({path!r}, {mode!r})")
 
+    @covers("open.bad-text-options")
     async def test_bad_text_options_raise_before_opening(self, store: StoreAPI) -> None:
         await store.write_bytes("m.txt", b"keep")
-        bad: list[tuple[type[Exception], str, dict[str, str]]] = [
-            (ValueError, "w", {"newline": "x"}),
-            (ValueError, "r", {"newline": "\n\n"}),
-            (LookupError, "w", {"encoding": "no-such-codec"}),
-            (LookupError, "r", {"encoding": "no-such-codec"}),
-            (ValueError, "wb", {"encoding": "utf-8"}),
-            (ValueError, "rb", {"newline": ""}),
+        bad: list[tuple[str, dict[str, str]]] = [
+            ("w", {"newline": "x"}),
+            ("r", {"newline": "\n\n"}),
+            ("a", {"newline": "\t"}),
+            ("w", {"encoding": "no-such-codec"}),
+            ("r", {"encoding": "no-such-codec"}),
+            ("x", {"encoding": "no-such-codec"}),
+            ("w", {"encoding": "rot13"}),  # a codec, but not a text encoding
+            ("wb", {"encoding": "utf-8"}),
+            ("rb", {"newline": ""}),
+            ("ab", {"errors": "strict"}),
         ]
         async with unchanged(store):
-            for exc_type, mode, options in bad:
-                for path in ("m.txt", "new.txt"):
+            for mode, options in bad:
+                # an existing file, a new one, one below missing directories, a directory
+                for path in ("m.txt", "new.txt", "nodir/sub/new.txt", "."):
 
                     async def call(
                         path: str = path, mode: str = mode, options: dict[str, str] = options
@@ -116,14 +129,19 @@ class FileTests:
                         async with store.open(path, mode, **options):
                             pass
 
-                    await raises(exc_type, call, f"open({path!r}, {mode!r}, **{options!r})")
+                    what = f"open({path!r}, {mode!r}, **{options!r})"
+                    exc = await raises(ValueError, call, what)
+                    if "encoding" in options and "b" not in mode:
+                        assert isinstance(exc, LookupError), f"{what}: as the builtin raises"
 
+    @covers("api.open-name")
     async def test_open_accepts_name_keyword(self, store: StoreAPI) -> None:
         async with store.open(name="kw.bin", mode="wb") as f:
             await f.write(b"by name")
         async with store.open(name=full_path(store, "kw.bin"), mode="rb") as f:
             assert await f.read() == b"by name"
 
+    @covers("open.text-encoding")
     async def test_encoding(self, store: StoreAPI) -> None:
         text = "café ß"
         async with store.open("latin.txt", "w", encoding="latin-1") as f:
@@ -132,6 +150,7 @@ class FileTests:
         async with store.open("latin.txt", "r", encoding="latin-1") as f:
             assert await f.read() == text
 
+    @covers("open.text-encoding")
     async def test_encoding_with_byte_order_mark(self, store: StoreAPI) -> None:
         text = "café ß"
         async with store.open("utf16.txt", "w", encoding="utf-16") as f:
@@ -142,6 +161,7 @@ class FileTests:
 
     # ------------------------------------------------------------ file objects
 
+    @covers("open.file-api", "open.name")
     async def test_binary_reader(self, store: StoreAPI) -> None:
         await store.write_bytes("r.bin", BINARY)
         f = await store.open("r.bin", "rb")
@@ -176,6 +196,7 @@ class FileTests:
             await f.close()
         assert f.closed
 
+    @covers("open.file-api", "open.name")
     async def test_text_reader(self, store: StoreAPI) -> None:
         await store.write_bytes("r.txt", TEXT.encode())
         async with store.open("r.txt", "r") as f:
@@ -200,6 +221,7 @@ class FileTests:
             assert await f.read() == TEXT
         assert f.closed
 
+    @covers("open.newlines")
     async def test_text_reader_universal_newlines(self, store: StoreAPI) -> None:
         await store.write_bytes("nl.txt", b"a\r\nb\rc\n")
         async with store.open("nl.txt", "r") as f:
@@ -207,6 +229,45 @@ class FileTests:
         async with store.open("nl.txt", "r") as f:
             assert [line async for line in f] == ["a\n", "b\n", "c\n"]
 
+    @covers("open.newlines")
+    async def test_newline_option_as_the_builtin(self, store: StoreAPI) -> None:
+        data = b"a\r\nb\rc\nd\r\n\r\re\n\nf"
+        text = "one\ntwo\r\nthree\rfour\n"
+        await store.write_bytes("nl.txt", data)
+        for newline in (None, "", "\n", "\r", "\r\n"):
+            builtin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=newline)
+            expected_lines = builtin.readlines()
+            async with store.open("nl.txt", "r", newline=newline) as f:
+                assert await f.read() == "".join(expected_lines), newline
+            async with store.open("nl.txt", "r", newline=newline) as f:
+                assert [line async for line in f] == expected_lines, newline
+            sink = io.BytesIO()
+            writer = io.TextIOWrapper(sink, encoding="utf-8", newline=newline)
+            writer.write(text)
+            writer.flush()
+            async with store.open("out.txt", "w", newline=newline) as f:
+                await f.write(text)
+            assert await store.read_bytes("out.txt") == sink.getvalue(), newline
+
+    @covers("open.name")
+    async def test_name_is_the_normalised_full_path(self, store: StoreAPI) -> None:
+        await store.write_bytes("n/f.txt", b"x")
+        full = full_path(store, "n/f.txt")
+        root = store.root.rstrip("/")
+        spellings = ["n/f.txt", "./n//f.txt", "n/sub/../f.txt", "n/f.txt/", full]
+        spellings += [f"{root}//n/./f.txt", os.fsencode(full)]  # type: ignore[list-item]
+        for spelling in spellings:
+            for mode in ("r", "rb", "a", "ab", "w", "wb"):
+                async with store.open(spelling, mode) as f:
+                    assert f.name == full, (spelling, mode)
+                    assert type(f.name) is str
+                    if mode[0] != "r":
+                        await f.write(b"x" if "b" in mode else "x")
+        for mode in ("x", "xb"):
+            async with store.open(f"./n/sub/../new-{mode}.txt", mode) as f:
+                assert f.name == full_path(store, f"n/new-{mode}.txt")
+
+    @covers("open.file-api", "open.name")
     async def test_writer(self, store: StoreAPI) -> None:
         async with store.open("w.bin", "wb") as f:
             assert f.name == full_path(store, "w.bin")
@@ -227,6 +288,7 @@ class FileTests:
         assert f.closed
         assert await store.read_bytes("w.txt") == "日本".encode()
 
+    @covers("open.file-api", "size.file")
     async def test_many_small_writes_and_chunked_reads(self, store: StoreAPI) -> None:
         pieces = [bytes([i % 251]) * 1000 for i in range(1500)]
         async with store.open("big.bin", "wb") as f:
@@ -241,6 +303,7 @@ class FileTests:
         assert await store.size("big.bin") == len(expected)
         assert await store.read_bytes("big.bin") == expected
 
+    @covers("open.file-api")
     async def test_open_without_context_manager(self, store: StoreAPI) -> None:
         f = await store.open("plain.bin", "wb")
         await f.write(b"plain")
@@ -254,6 +317,7 @@ class FileTests:
 
     # ----------------------------------------------------------------- errors
 
+    @covers("open.read-missing", "api.bytes-helpers")
     async def test_read_missing_file(self, store: StoreAPI) -> None:
         await make_tree(store, {"d": None})
         async with unchanged(store):
@@ -267,6 +331,7 @@ class FileTests:
                     await raises(FileNotFoundError, call, f"open({path!r}, {mode!r})")
                 await raises(FileNotFoundError, partial(store.read_bytes, path))
 
+    @covers("open.directory", "open.x-directory", "api.bytes-helpers")
     async def test_open_directory(self, store: StoreAPI) -> None:
         await make_tree(store, {"d/f.bin": b"f", "empty": None})
         async with unchanged(store):
@@ -282,6 +347,7 @@ class FileTests:
                 await raises(IsADirectoryError, partial(store.read_bytes, path))
                 await raises(IsADirectoryError, partial(store.write_bytes, path, b"x"))
 
+    @covers("write.below-file")
     async def test_write_below_a_file(self, store: StoreAPI, caps: Capabilities) -> None:
         await store.write_bytes("f.bin", b"file")
         if not caps.checks_ancestors:
@@ -299,6 +365,7 @@ class FileTests:
 
     # ---------------------------------------------------------------- writes
 
+    @covers("write.parents")
     async def test_parents_are_created_implicitly(self, store: StoreAPI) -> None:
         await store.write_bytes("p/q/r/f.bin", b"deep")
         for d in ("p", "p/q", "p/q/r"):
@@ -314,6 +381,7 @@ class FileTests:
         assert await store.read_bytes("v/w.bin") == b"x"
         assert await store.read_bytes("y/z.bin") == b"a"
 
+    @covers("write.on-close", "write.abort")
     async def test_content_is_visible_only_after_close(
         self, store: StoreAPI, part_size: int
     ) -> None:
@@ -340,6 +408,7 @@ class FileTests:
             assert await store.read_bytes("old.bin") == new
         assert await store.read_bytes("old.bin") == new + b" appended"
 
+    @covers("write.abort")
     async def test_exception_inside_with_keeps_old_content(
         self, store: StoreAPI, part_size: int
     ) -> None:
@@ -362,6 +431,7 @@ class FileTests:
                 await _write_then_fail(store, path, mode, size)
             assert await snapshot(store) == before, f"open({path!r}, {mode!r}) left changes"
 
+    @covers("write.abort")
     async def test_exception_inside_with_below_missing_dirs(
         self, store: StoreAPI, part_size: int
     ) -> None:
@@ -372,6 +442,7 @@ class FileTests:
         if await store.isdir("nodir/sub"):
             assert await store.listdir("nodir/sub") == []
 
+    @covers("write.abort")
     async def test_cancellation_keeps_old_content(
         self, store: StoreAPI, api_kind: str, part_size: int
     ) -> None:
@@ -400,6 +471,7 @@ class FileTests:
 
     # ---------------------------------------------------- read/write bytes
 
+    @covers("api.bytes-helpers")
     async def test_read_and_write_bytes(self, store: StoreAPI) -> None:
         await store.write_bytes("rw.bin", b"first")
         assert await store.read_bytes("rw.bin") == b"first"
@@ -412,6 +484,7 @@ class FileTests:
         await store.write_bytes(full_path(store, "sub/blob.bin"), blob)
         assert await store.read_bytes("sub/blob.bin") == blob
 
+    @covers("open.file-api", "stat.fields")
     async def test_empty_file(self, store: StoreAPI) -> None:
         async with store.open("empty.bin", "wb"):
             pass

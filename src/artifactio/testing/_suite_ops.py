@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import stat as stat_module
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import pytest
 
+from ._covers import covers
 from ._harness import (
     Capabilities,
     StoreAPI,
@@ -21,7 +24,35 @@ from ._harness import (
     unchanged,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["OperationTests"]
+
+_REQUIRED = object()
+
+# ZenML's BaseArtifactStore methods: parameter names in order, with their defaults.
+ZENML_METHODS: dict[str, list[tuple[str, Any]]] = {
+    "open": [("path", None), ("mode", "r")],
+    "copyfile": [("src", _REQUIRED), ("dst", _REQUIRED), ("overwrite", False)],
+    "exists": [("path", _REQUIRED)],
+    "glob": [("pattern", _REQUIRED)],
+    "isdir": [("path", _REQUIRED)],
+    "listdir": [("path", _REQUIRED)],
+    "makedirs": [("path", _REQUIRED)],
+    "mkdir": [("path", _REQUIRED)],
+    "remove": [("path", _REQUIRED)],
+    "rename": [("src", _REQUIRED), ("dst", _REQUIRED), ("overwrite", False)],
+    "rmtree": [("path", _REQUIRED)],
+    "stat": [("path", _REQUIRED)],
+    "walk": [("top", _REQUIRED), ("topdown", True), ("onerror", None)],
+    "size": [("path", _REQUIRED)],
+}
+
+
+class _InjectedFailure(OSError):
+    """The failure the suite injects into a backend's bulk step."""
+
 
 TREE = {
     "src.bin": b"source",
@@ -33,10 +64,11 @@ TREE = {
 
 
 class OperationTests:
-    """SEMANTICS.md, "Operations" (all rows but glob and walk) and the error-order rules."""
+    """docs/semantics.md: "Interface", "Operations", "Rename", and the directory rows."""
 
     # -------------------------------------------------------------- copyfile
 
+    @covers("copyfile.copies", "copyfile.dst-parents")
     async def test_copyfile(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.copyfile("src.bin", "copy.bin")
@@ -53,6 +85,7 @@ class OperationTests:
         await store.copyfile("zero.bin", "zero-copy.bin")
         assert await store.read_bytes("zero-copy.bin") == b""
 
+    @covers("copyfile.overwrite")
     async def test_copyfile_overwrite(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.copyfile("src.bin", "other.bin", overwrite=True)
@@ -63,6 +96,13 @@ class OperationTests:
         await store.copyfile("src.bin", "src.bin", overwrite=True)
         assert await snapshot(store) == before
 
+    @covers(
+        "copyfile.src-missing",
+        "copyfile.src-dir",
+        "copyfile.dst-exists",
+        "copyfile.dst-dir",
+        "order.dst-exists-first",
+    )
     async def test_copyfile_errors(self, store: StoreAPI, caps: Capabilities) -> None:
         await make_tree(store, TREE)
         cases: list[tuple[type[OSError], str, str, bool]] = [
@@ -95,6 +135,7 @@ class OperationTests:
 
     # ------------------------------------------------------- exists / isdir
 
+    @covers("exists.answers", "isdir.answers")
     async def test_exists_and_isdir(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         root = store.root
@@ -116,6 +157,7 @@ class OperationTests:
             assert await store.exists(path) is exists, path
             assert await store.isdir(path) is isdir, path
 
+    @covers("exists.failures")
     async def test_failures_are_not_reported_as_missing(
         self, store: StoreAPI, caps: Capabilities
     ) -> None:
@@ -133,6 +175,32 @@ class OperationTests:
         finally:
             await anyio.to_thread.run_sync(os.chmod, f"{root}/locked", 0o755)
 
+    @covers("exists.failures")
+    async def test_lookup_failures_are_raised_not_missing(
+        self, store: StoreAPI, backend: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A failing service, injected where every backend looks entries up.
+        await store.write_bytes("f.bin", b"x")
+        failures: list[Callable[[], Exception]] = [
+            lambda: PermissionError(errno.EACCES, "lookup: denied (injected)", "x"),
+            lambda: ConnectionError("lookup: the service is down (injected)"),
+            lambda: OSError(errno.EIO, "lookup: input/output error (injected)", "x"),
+        ]
+        for make_failure in failures:
+            expected = type(make_failure())
+
+            async def failing(*args: object, make: Callable[[], Exception] = make_failure) -> Any:
+                raise make()
+
+            monkeypatch.setattr(backend, "_info", failing)
+            monkeypatch.setattr(backend, "_isdir", failing)
+            for call in (store.exists, store.isdir):
+                for path in ("f.bin", "missing", "."):
+                    await raises(expected, partial(call, path), f"{call.__name__}({path!r})")
+            monkeypatch.undo()
+        assert await store.exists("f.bin")
+
+    @covers("errors.message")
     async def test_errors_name_the_path(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         missing = full_path(store, "d/missing.bin")
@@ -140,12 +208,16 @@ class OperationTests:
             with pytest.raises(FileNotFoundError) as info:
                 await call("d/missing.bin")
             assert missing in str(info.value), f"{call.__name__}: {info.value}"
+            assert info.value.filename == missing, call.__name__
+            assert call.__name__.split("_")[0] in str(info.value) or "open" in str(info.value)
         with pytest.raises(IsADirectoryError) as dir_info:
             await store.remove("d")
         assert full_path(store, "d") in str(dir_info.value)
+        assert "remove" in str(dir_info.value)
 
     # ---------------------------------------------------------------- listdir
 
+    @covers("listdir.names")
     async def test_listdir(self, store: StoreAPI) -> None:
         await make_tree(
             store,
@@ -166,6 +238,7 @@ class OperationTests:
         assert await store.listdir(".") == ["l"]
         assert await store.listdir(store.root) == ["l"]
 
+    @covers("listdir.missing", "listdir.file")
     async def test_listdir_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -177,6 +250,7 @@ class OperationTests:
 
     # ------------------------------------------------------- makedirs / mkdir
 
+    @covers("makedirs.creates")
     async def test_makedirs(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.makedirs("a/b/c")
@@ -190,6 +264,7 @@ class OperationTests:
         await store.makedirs(full_path(store, "d/new"))
         assert await store.listdir("d") == ["inner.bin", "new", "sub"]
 
+    @covers("makedirs.file", "makedirs.file-ancestor")
     async def test_makedirs_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -199,6 +274,7 @@ class OperationTests:
             for path in ("src.bin/x", "src.bin/x/y", "d/inner.bin/x"):
                 await raises(NotADirectoryError, partial(store.makedirs, path), path)
 
+    @covers("mkdir.creates")
     async def test_mkdir(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.mkdir("top")
@@ -209,6 +285,7 @@ class OperationTests:
         assert await store.listdir("top") == ["inner"]
         assert await store.listdir("d/sub") == ["deep.bin", "leaf"]
 
+    @covers("mkdir.exists", "mkdir.parent-missing", "mkdir.parent-file")
     async def test_mkdir_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         cases: list[tuple[type[OSError], str]] = [
@@ -228,6 +305,7 @@ class OperationTests:
 
     # ----------------------------------------------------------------- remove
 
+    @covers("remove.file")
     async def test_remove(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.remove("src.bin")
@@ -239,6 +317,7 @@ class OperationTests:
         # vanishes on an object store (see the object-store tests); d holds sub or not.
         assert await store.exists("other.bin")
 
+    @covers("remove.missing", "remove.directory")
     async def test_remove_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -250,6 +329,7 @@ class OperationTests:
 
     # ----------------------------------------------------------------- rename
 
+    @covers("rename.file", "rename.dst-parents")
     async def test_rename_file(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         await store.rename("src.bin", "moved.bin")
@@ -265,6 +345,7 @@ class OperationTests:
         assert await store.read_bytes("other.bin") == b"source"
         assert not await store.exists("new/parents/moved.bin")
 
+    @covers("rename.directory", "rename.onto-empty-dir")
     async def test_rename_directory(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "d/sub/empty": None})
         await store.rename("d", "e")
@@ -289,6 +370,7 @@ class OperationTests:
         assert await store.isdir("renamed-empty")
         assert not await store.exists("empty")
 
+    @covers("rename.same-path")
     async def test_rename_onto_itself(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         before = await snapshot(store)
@@ -298,6 +380,13 @@ class OperationTests:
         await rejects(store, FileExistsError, lambda: store.rename("src.bin", "src.bin"))
         await rejects(store, FileExistsError, lambda: store.rename("d", "d"))
 
+    @covers(
+        "rename.src-missing",
+        "rename.dst-exists",
+        "rename.file-onto-dir",
+        "rename.dir-onto-file",
+        "order.dst-exists-first",
+    )
     async def test_rename_errors(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "full/x.bin": b"x"})
         cases: list[tuple[type[OSError], str, str, bool]] = [
@@ -313,7 +402,10 @@ class OperationTests:
             (FileExistsError, "missing.bin", "d", False),
             (IsADirectoryError, "src.bin", "d", True),
             (IsADirectoryError, "src.bin", "empty", True),
+            (IsADirectoryError, "d/inner.bin", "d", True),  # onto its own parent
+            (IsADirectoryError, "d/sub/deep.bin", "d/sub", True),
             (NotADirectoryError, "d", "src.bin", True),
+            (NotADirectoryError, "empty", "other.bin", True),
         ]
         async with unchanged(store):
             for exc, src, dst, overwrite in cases:
@@ -323,12 +415,86 @@ class OperationTests:
                     f"rename({src!r}, {dst!r}, overwrite={overwrite})",
                 )
 
+    @covers("rename.dst-parents")
+    async def test_rename_makes_destination_parents(self, store: StoreAPI) -> None:
+        await make_tree(store, {**TREE, "d/sub/empty": None})
+        await store.rename("src.bin", "p/q/moved.bin")
+        assert await store.read_bytes("p/q/moved.bin") == b"source"
+        await store.rename("d", "x/y/d")
+        await store.rename("empty", full_path(store, "x/z/empty"))
+        assert await snapshot(store) == {
+            "other.bin": b"other",
+            "p": None,
+            "p/q": None,
+            "p/q/moved.bin": b"source",
+            "x": None,
+            "x/y": None,
+            "x/y/d": None,
+            "x/y/d/inner.bin": b"inner",
+            "x/y/d/sub": None,
+            "x/y/d/sub/deep.bin": b"deep",
+            "x/y/d/sub/empty": None,
+            "x/z": None,
+            "x/z/empty": None,
+        }
+
+    @covers("rename.failure-cleanup")
+    async def test_failed_directory_move_leaves_no_partial_copy(
+        self, store: StoreAPI, backend: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        tree = {f"src/f{i}.bin": bytes([i]) * i for i in range(6)}
+        await make_tree(store, {**tree, "src/sub/g.bin": b"g", "src/empty": None})
+        before = await snapshot(store)
+        # Bulk steps (copying files, writing markers) go through the backend's
+        # _for_each: run them one at a time and fail the third, after two are made.
+        real_for_each = backend._for_each
+        steps: list[str] = []
+
+        async def failing_for_each(items: Any, func: Any, *, limit: int | None = None) -> None:
+            async def step(item: Any) -> None:
+                if len(steps) == 2 and "failed" not in steps:
+                    steps.append("failed")
+                    raise _InjectedFailure(errno.EIO, "copy: injected failure", "dst")
+                await func(item)
+                if "failed" not in steps:
+                    steps.append("done")
+
+            await real_for_each(items, step, limit=1)
+
+        monkeypatch.setattr(backend, "_for_each", failing_for_each)
+        try:
+            await store.rename("src", "dst")
+        except _InjectedFailure:
+            assert steps[:3] == ["done", "done", "failed"]
+            monkeypatch.undo()
+            assert await snapshot(store) == before, "the failed move left changes"
+            await store.rename("src", "dst")  # a retry is not refused
+        else:
+            # The backend moved the directory in one step (local disk: os.rename),
+            # so it cannot have failed part-way.
+            assert steps == []
+            monkeypatch.undo()
+        expected = {"dst" + key[len("src") :]: value for key, value in before.items()}
+        assert await snapshot(store) == expected
+
+    @covers("rename.not-atomic")
+    async def test_rename_says_it_is_not_atomic_on_object_stores(
+        self, interface: Any, caps: Capabilities
+    ) -> None:
+        if not caps.object_store:
+            pytest.skip("object stores only: elsewhere rename may be atomic")
+        doc = " ".join((inspect.getdoc(interface.rename) or "").split())
+        assert "object stores" in doc
+        assert "not atomic" in doc
+
+    @covers("rename.dir-onto-full-dir")
     async def test_rename_directory_onto_non_empty_directory(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "full/x.bin": b"x"})
         info = await rejects(store, OSError, lambda: store.rename("d", "full", overwrite=True))
         assert isinstance(info.value, OSError)
         assert info.value.errno == errno.ENOTEMPTY
 
+    @covers("rename.into-itself")
     async def test_rename_directory_into_itself(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -337,6 +503,7 @@ class OperationTests:
                 assert isinstance(exc, OSError)
                 assert exc.errno == errno.EINVAL, dst
 
+    @covers("rename.root")
     async def test_rename_root(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -345,6 +512,7 @@ class OperationTests:
 
     # ----------------------------------------------------------------- rmtree
 
+    @covers("rmtree.deletes", "object.makedirs-levels")
     async def test_rmtree(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "d/sub/empty": None})
         await store.rmtree("d")
@@ -363,6 +531,7 @@ class OperationTests:
         assert await store.listdir("m") == ["n"]
         assert await store.listdir("m/n") == []
 
+    @covers("rmtree.missing", "rmtree.file", "rmtree.root")
     async def test_rmtree_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
@@ -378,6 +547,7 @@ class OperationTests:
 
     # ---------------------------------------------------------- stat / size
 
+    @covers("stat.fields")
     async def test_stat_file(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         for path in ("src.bin", full_path(store, "src.bin")):
@@ -393,6 +563,7 @@ class OperationTests:
             assert hasattr(st, "etag")
             assert hasattr(st, "checksum")
 
+    @covers("stat.directory")
     async def test_stat_directory(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         for path in ("d", "empty", ".", store.root, full_path(store, "d/sub")):
@@ -405,12 +576,14 @@ class OperationTests:
             assert st.is_dir, path
             assert not st.is_file, path
 
+    @covers("stat.missing")
     async def test_stat_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
-            for path in ("missing", "d/missing", "missing/deeper", "src.bin/below"):
+            for path in ("missing", "d/missing", "missing/deeper"):
                 await raises(FileNotFoundError, partial(store.stat, path), path)
 
+    @covers("size.file", "size.directory")
     async def test_size(self, store: StoreAPI) -> None:
         await make_tree(store, {**TREE, "zero.bin": b"", "d/sub/empty": None})
         assert await store.size("src.bin") == 6
@@ -424,12 +597,14 @@ class OperationTests:
         assert await store.size(".") == total
         assert await store.size(store.root) == total
 
+    @covers("size.missing")
     async def test_size_errors(self, store: StoreAPI) -> None:
         await make_tree(store, TREE)
         async with unchanged(store):
             for path in ("missing", "d/missing", "missing/deeper"):
                 await raises(FileNotFoundError, partial(store.size, path), path)
 
+    @covers("object.makedirs-levels")
     async def test_removing_last_file_keeps_makedirs_directory(self, store: StoreAPI) -> None:
         await store.makedirs("made/sub")
         assert await store.exists("made/sub")
@@ -440,6 +615,64 @@ class OperationTests:
         assert await store.listdir("made/sub") == []
         assert await store.listdir("made") == ["sub"]
 
+    @covers("object.makedirs-levels")
+    async def test_directories_made_outlive_their_last_file(self, store: StoreAPI) -> None:
+        await store.makedirs("lv/a/b/c")
+        await store.mkdir("lv/m")
+        for path in ("lv/a/f.bin", "lv/a/b/c/g.bin", "lv/m/h.bin"):
+            await store.write_bytes(path, b"x")
+            await store.remove(path)
+        assert await snapshot(store) == {
+            "lv": None,
+            "lv/a": None,
+            "lv/a/b": None,
+            "lv/a/b/c": None,
+            "lv/m": None,
+        }
+        for d in ("lv", "lv/a", "lv/a/b", "lv/a/b/c", "lv/m"):
+            assert await store.isdir(d), d
+            assert (await store.stat(d)).is_dir, d
+        await store.write_bytes("lv/a/b/c/g.bin", b"x")
+        await store.rmtree("lv/a/b/c")
+        assert await store.listdir("lv/a") == ["b"]
+        assert await store.listdir("lv/a/b") == []
+
+    @covers("object.markers-hidden")
+    async def test_directory_markers_never_show(self, store: StoreAPI) -> None:
+        await store.makedirs("mk/a/b")
+        await store.mkdir("mk/c")
+        await store.write_bytes("mk/a/f.bin", b"f")
+        assert await store.listdir("mk") == ["a", "c"]
+        assert await store.listdir("mk/a") == ["b", "f.bin"]
+        assert await store.listdir("mk/a/b") == []
+        assert await store.listdir("mk/c") == []
+        assert [entry async for entry in store.walk("mk")] == [
+            (full_path(store, "mk"), ["a", "c"], []),
+            (full_path(store, "mk/a"), ["b"], ["f.bin"]),
+            (full_path(store, "mk/a/b"), [], []),
+            (full_path(store, "mk/c"), [], []),
+        ]
+        assert await store.glob("mk/**") == [
+            full_path(store, k) for k in ("mk", "mk/a", "mk/a/b", "mk/a/f.bin", "mk/c")
+        ]
+        assert await store.glob("mk/a/b/*") == []
+        assert await store.glob("mk/a/b/**") == [full_path(store, "mk/a/b")]
+        assert await store.size("mk") == 1
+
+    @covers("api.methods")
+    async def test_methods_and_parameters(self, interface: Any) -> None:
+        for name, expected in ZENML_METHODS.items():
+            method = getattr(interface, name, None)
+            assert callable(method), f"{type(interface).__name__} has no {name}()"
+            params = inspect.signature(method).parameters
+            got = [(p, params[p].default) for p in list(params)[: len(expected)]]
+            want = [(p, params[p].default if d is _REQUIRED else d) for p, d in expected]
+            assert got == want, f"{name}{inspect.signature(method)}"
+            for p, default in expected:
+                if default is _REQUIRED:
+                    assert params[p].default is inspect.Parameter.empty, (name, p)
+
+    @covers("object.prefix-dirs", "write.parents")
     async def test_removing_last_file_of_implicit_directory(
         self, store: StoreAPI, caps: Capabilities
     ) -> None:
@@ -467,6 +700,7 @@ class OperationTests:
             "tilde~'quote'.txt",
         ],
     )
+    @covers("object.special-keys")
     async def test_special_keys_round_trip(self, store: StoreAPI, name: str) -> None:
         dirname = f"dir {name}"
         await store.write_bytes(f"{dirname}/{name}", name.encode())

@@ -5,19 +5,38 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import pytest
 
-from ._harness import Capabilities, StoreAPI, full_path, make_tree, raises, snapshot, unchanged
+from .._paths import split_scheme
+from ._covers import covers
+from ._harness import (
+    Capabilities,
+    StoreAPI,
+    full_path,
+    make_tree,
+    raises,
+    rejects,
+    snapshot,
+    unchanged,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from .._paths import PathType
 
-__all__ = ["PathRulesTests", "every_operation"]
+__all__ = [
+    "BytesPath",
+    "PathRulesTests",
+    "StrPath",
+    "assert_every_operation_rejects",
+    "every_operation",
+    "os_root",
+]
 
 MODES = ("r", "rb", "w", "wb", "a", "ab", "x", "xb")
 
@@ -116,8 +135,9 @@ def os_root(store: StoreAPI) -> str:
 
 
 class PathRulesTests:
-    """SEMANTICS.md, "Paths": accepted forms, normalising, bounds, invalid paths."""
+    """docs/semantics.md, "Paths": forms, normalising, bounds, invalid paths, below a file."""
 
+    @covers("path.types")
     async def test_accepted_path_types(self, store: StoreAPI) -> None:
         full = full_path(store, "forms/x.bin")
         forms: list[PathType] = [
@@ -141,6 +161,7 @@ class PathRulesTests:
         assert await store.isdir(b"forms")
         assert await store.isdir(StrPath("forms"))
 
+    @covers("path.returned-str", "path.full")
     async def test_returned_paths_are_str(self, store: StoreAPI) -> None:
         await make_tree(store, {"ret/a.bin": b"a", "ret/sub/b.bin": b"b"})
         found = await store.glob(b"ret/*")
@@ -161,6 +182,7 @@ class PathRulesTests:
             assert type(f.name) is str
             assert f.name == full_path(store, "ret/a.bin")
 
+    @covers("path.relative", "path.full")
     async def test_relative_paths_join_the_root(self, store: StoreAPI) -> None:
         await store.write_bytes("rel/a.txt", b"relative")
         assert await store.read_bytes(full_path(store, "rel/a.txt")) == b"relative"
@@ -172,6 +194,7 @@ class PathRulesTests:
         assert await store.read_bytes("rel/b.txt") == b"full"
         assert await store.listdir("rel") == ["a.txt", "b.txt"]
 
+    @covers("path.normalise", "glob.dirs-only")
     async def test_normalising(self, store: StoreAPI) -> None:
         await make_tree(store, {"n/y.txt": b"why", "n/sub": None})
         root = store.root.rstrip("/")
@@ -194,12 +217,16 @@ class PathRulesTests:
             assert await store.read_bytes(form) == b"why", form
             assert await store.exists(form), form
             assert not await store.isdir(form), form
-            assert await store.glob(form) == [full_path(store, "n/y.txt")], form
+            # A glob pattern is not a path: its trailing "/" asks for directories only.
+            expected = [] if form.endswith("/") else [full_path(store, "n/y.txt")]
+            assert await store.glob(form) == expected, form
         for form in ["n", "n/", "./n", "n/.", "n//", "n/sub/..", f"{root}/n/", f"{root}//n"]:
             assert await store.isdir(form), form
             assert await store.listdir(form) == ["sub", "y.txt"], form
             walked = [entry async for entry in store.walk(form)]
             assert walked[0] == (full_path(store, "n"), ["sub"], ["y.txt"]), form
+            spelled = full_path(store, "n") + ("/" if form.endswith("/") else "")
+            assert await store.glob(form) == [spelled], form
         assert await store.glob("n//*.txt") == [full_path(store, "n/y.txt")]
         assert await store.glob("./n/sub/../*.txt") == [full_path(store, "n/y.txt")]
         # writes through an unnormalised path land on the normalised key
@@ -207,6 +234,7 @@ class PathRulesTests:
         assert await store.listdir("n") == ["sub", "y.txt", "z.txt"]
         assert await store.read_bytes("n/z.txt") == b"zed"
 
+    @covers("path.normalise", "exists.answers", "isdir.answers")
     async def test_root_spellings(self, store: StoreAPI) -> None:
         await store.write_bytes("r.txt", b"r")
         root = store.root
@@ -218,6 +246,7 @@ class PathRulesTests:
             walked = [entry async for entry in store.walk(form)]
             assert walked == [(root, [], ["r.txt"])], form
 
+    @covers("path.bounds", "path.outside")
     async def test_bounds_compare_components(self, store: StoreAPI) -> None:
         await make_tree(store, BASE_TREE)
         root = store.root.rstrip("/")
@@ -225,6 +254,7 @@ class PathRulesTests:
         for bad in [root + "b", root + "b/ok/file.txt", root + "-x/y", root + ".bak"]:
             await assert_every_operation_rejects(store, bad, PermissionError)
 
+    @covers("path.bounds", "path.outside")
     async def test_dotdot_escapes_are_rejected(self, store: StoreAPI) -> None:
         await make_tree(store, BASE_TREE)
         root = store.root.rstrip("/")
@@ -242,6 +272,7 @@ class PathRulesTests:
         for bad in bads:
             await assert_every_operation_rejects(store, bad, PermissionError)
 
+    @covers("path.invalid")
     async def test_invalid_paths_raise_value_error(self, store: StoreAPI) -> None:
         await make_tree(store, BASE_TREE)
         root = store.root.rstrip("/")
@@ -259,6 +290,77 @@ class PathRulesTests:
         for bad in bads:
             await assert_every_operation_rejects(store, bad, ValueError)
 
+    @covers("path.other-scheme")
+    async def test_other_schemes_are_outside(self, store: StoreAPI) -> None:
+        await make_tree(store, BASE_TREE)
+        scheme, rest = split_scheme(store.root)
+        own = {scheme or "file"}
+        where = rest.strip("/")  # the root's bucket/name and prefix, or its local path
+        for other in ("s3", "gs", "memory", "file", "az", "https"):
+            if other in own:
+                continue
+            # The rest of each URI names a path below the root; only the scheme differs.
+            for bad in (f"{other}://{where}", f"{other}://{where}/ok/file.txt"):
+                await assert_every_operation_rejects(store, bad, PermissionError)
+
+    @covers("path.below-file-local")
+    async def test_paths_below_a_file_on_local_disk(
+        self, store: StoreAPI, caps: Capabilities
+    ) -> None:
+        if not caps.local_paths:
+            pytest.skip("what os raises below a file is the local disk's row")
+        await make_tree(store, BASE_TREE)
+        for bad in ("ok/file.txt/x", "ok/file.txt/x/y"):
+            assert not await store.exists(bad), bad
+            assert not await store.isdir(bad), bad
+            assert await store.glob(bad + "/*") == [], bad
+            errors: list[OSError] = []
+            assert [entry async for entry in store.walk(bad, onerror=errors.append)] == []
+            assert [type(e) for e in errors] == [NotADirectoryError], bad
+            async with unchanged(store):
+                for label, call in every_operation(store, bad):
+                    if label in ("exists", "isdir", "glob", "walk", "walk(onerror)"):
+                        continue  # answered above
+                    if label.startswith("walk"):
+                        await call()  # without onerror the error is dropped, as os.walk does
+                        continue
+                    await raises(NotADirectoryError, call, f"{label} with {bad!r}")
+                # os.rename resolves both parents before it looks at the source...
+                await raises(NotADirectoryError, partial(store.rename, "ok/missing", bad))
+                # ...shutil.copyfile opens the source first
+                await raises(FileNotFoundError, partial(store.copyfile, "ok/missing", bad))
+
+    @covers("path.below-file-object")
+    async def test_paths_below_a_file_on_object_stores(
+        self, store: StoreAPI, caps: Capabilities
+    ) -> None:
+        if not caps.object_store:
+            pytest.skip("object stores only: they do not look at ancestors")
+        await make_tree(store, BASE_TREE)
+        for bad in ("ok/file.txt/x", "ok/file.txt/x/y"):
+            async with unchanged(store):
+                assert not await store.exists(bad), bad
+                assert not await store.isdir(bad), bad
+                assert await store.glob(bad + "/*") == [], bad
+                errors: list[OSError] = []
+                assert [entry async for entry in store.walk(bad, onerror=errors.append)] == []
+                assert [type(e) for e in errors] == [FileNotFoundError], bad
+                calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+                    ("stat", partial(store.stat, bad)),
+                    ("size", partial(store.size, bad)),
+                    ("remove", partial(store.remove, bad)),
+                    ("listdir", partial(store.listdir, bad)),
+                    ("rmtree", partial(store.rmtree, bad)),
+                    ("read_bytes", partial(store.read_bytes, bad)),
+                    ("copyfile(src)", partial(store.copyfile, bad, "ok/new.txt")),
+                    ("rename(src)", partial(store.rename, bad, "ok/new.txt")),
+                ]
+                for label, call in calls:
+                    await raises(FileNotFoundError, call, f"{label} with {bad!r}")
+            # makedirs still refuses a file among the parents
+            await rejects(store, NotADirectoryError, partial(store.makedirs, bad))
+
+    @covers("path.local-forms", "path.outside")
     async def test_local_file_uris(self, store: StoreAPI, caps: Capabilities) -> None:
         if not caps.local_paths:
             pytest.skip("local-path rows apply to local roots only")
@@ -272,6 +374,7 @@ class PathRulesTests:
         assert await store.glob(plain + "/u/*") == [full_path(store, "u/a.txt")]
         await assert_every_operation_rejects(store, "file://" + plain + "b/x", PermissionError)
 
+    @covers("path.local-symlink-out")
     async def test_local_symlinks_leaving_the_root(
         self, store: StoreAPI, caps: Capabilities
     ) -> None:
@@ -310,6 +413,7 @@ class PathRulesTests:
         finally:
             await anyio.to_thread.run_sync(shutil.rmtree, outside)
 
+    @covers("walk.entries")
     async def test_snapshot_sees_everything(self, store: StoreAPI) -> None:
         # The "changes nothing" checks rely on snapshot(); make sure it can fail.
         tree = {"s/a.bin": b"a", "s/empty": None, "s/d/b.bin": b"b", ".h": b"h"}
