@@ -20,8 +20,6 @@ from ._exceptions import PathOutsideStoreError, directory_not_empty, invalid_arg
 from ._files import (
     AsyncFile,
     AsyncReadFile,
-    AsyncTextReadFile,
-    AsyncTextWriteFile,
     AsyncWriteFile,
     OpenContext,
     resolve_open_args,
@@ -36,6 +34,7 @@ from ._paths import (
     parent_key,
 )
 from ._primitives import StorePrimitives
+from ._text_files import AsyncTextReadFile, AsyncTextWriteFile
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
