@@ -189,6 +189,7 @@ class _Imports:
     def __init__(self, tree: ast.Module, facade: Facade) -> None:
         # The target sits `shift` packages deeper than the source: relative imports need more dots.
         shift = len(facade.target.relative_to(facade.source.parent).parts) - 1
+        source = "." * (shift + 1) + facade.source.stem
         self.statements: dict[str, str] = {}
         for node in _module_level(tree.body):
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
@@ -201,7 +202,6 @@ class _Imports:
                     bound = alias.asname or alias.name.partition(".")[0]
                     self.statements[bound] = ast.unparse(ast.Import(names=[alias]))
             else:  # names the source defines itself
-                source = "." * (shift + 1) + facade.source.stem
                 for name in _defined(node):
                     self.statements[name] = f"from {source} import {name}"
         for sync in SYNC_NAMES.values():

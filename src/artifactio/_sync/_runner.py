@@ -259,8 +259,8 @@ class Runner:
 
         Raises:
             RuntimeError: Called from the loop thread itself.
-            TimeoutError: ``aclose()`` took longer than ``timeout``; the loop
-                thread is stopped all the same.
+            concurrent.futures.TimeoutError: ``aclose()`` took longer than
+                ``timeout`` (it is cancelled); the loop thread is stopped all the same.
         """
         if (
             not self.inline
