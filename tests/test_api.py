@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import io
+import pkgutil
 import sys
 import types
 from typing import Any
@@ -17,15 +18,46 @@ from artifactio import _registry
 from artifactio.backends.memory import MemoryStore
 
 
-def test_all_is_complete_and_importable() -> None:
+def _modules() -> list[types.ModuleType]:
+    """Every module of the package that imports with the test extra installed."""
+    names = [artifactio.__name__]
+    names += [
+        info.name
+        for info in pkgutil.walk_packages(artifactio.__path__, prefix="artifactio.")
+        if info.name != "artifactio.__main__"
+    ]
+    return [importlib.import_module(name) for name in names]
+
+
+def _defined_here(module: types.ModuleType) -> set[str]:
+    """Public classes and functions defined in ``module`` itself (not imported)."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and isinstance(value, (type, types.FunctionType))
+        and getattr(value, "__module__", None) == module.__name__
+    }
+
+
+@pytest.mark.parametrize("module", _modules(), ids=lambda m: m.__name__)
+def test_all_lists_exactly_what_exists(module: types.ModuleType) -> None:
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{module.__name__} has no __all__"
+    assert len(exported) == len(set(exported)), "a name is listed twice"
+    missing = [name for name in exported if not hasattr(module, name)]
+    assert not missing, f"{module.__name__}.__all__ names what does not exist: {missing}"
+    unlisted = _defined_here(module) - set(exported)
+    assert not unlisted, f"{module.__name__} defines public names not in __all__: {unlisted}"
+
+
+def test_package_exports_everything_public() -> None:
     public = {
         name
         for name, value in vars(artifactio).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert public <= set(artifactio.__all__) | {"annotations"}
-    for name in artifactio.__all__:
-        assert hasattr(artifactio, name), name
+    assert public - {"annotations"} == set(artifactio.__all__) - {"__version__"}
 
 
 def test_every_exception_has_a_builtin_base() -> None:

@@ -68,7 +68,7 @@ def s3_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
 
 
 class TestS3Conformance(ConformanceSuite):
-    """Every SEMANTICS.md row on ``s3://`` (small parts: 5 MiB, S3's minimum)."""
+    """Every row of docs/semantics.md on ``s3://`` (small parts: 5 MiB, S3's minimum)."""
 
     @pytest.fixture
     def async_store_factory(self, s3_root: str, s3_options: dict[str, Any]) -> StoreFactory:

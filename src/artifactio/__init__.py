@@ -5,6 +5,7 @@
 """
 
 from ._config import GCSConfig, LocalConfig, MemoryConfig, S3Config, StoreConfig
+from ._entries import DirEntry, EntryInfo, StatResult
 from ._exceptions import (
     ArtifactioError,
     IntegrityError,
@@ -15,10 +16,10 @@ from ._exceptions import (
     StoreConnectionError,
     UnsupportedSchemeError,
 )
-from ._files import AsyncFile
+from ._files import AsyncFile, RawReader, RawWriter
 from ._paths import PathType
 from ._registry import available_schemes, get_backend, open_store, register_backend
-from ._store import AsyncArtifactStore, StatResult
+from ._store import AsyncArtifactStore
 from ._sync import ArtifactStore
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ __all__ = [
     "ArtifactioError",
     "AsyncArtifactStore",
     "AsyncFile",
+    "DirEntry",
+    "EntryInfo",
     "GCSConfig",
     "IntegrityError",
     "InvalidPathError",
@@ -36,6 +39,8 @@ __all__ = [
     "MissingDependencyError",
     "PathOutsideStoreError",
     "PathType",
+    "RawReader",
+    "RawWriter",
     "S3Config",
     "StatResult",
     "StoreClosedError",

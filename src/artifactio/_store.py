@@ -50,7 +50,7 @@ class AsyncArtifactStore(StorePrimitives):
     Get one with :func:`artifactio.open_store`. Paths may be full paths in the
     store's spelling (``s3://bucket/prefix/x``) or relative to its root; every
     path it returns is a full path. Behaviour is the same on every backend
-    (see SEMANTICS.md); use ``async with store:`` or :meth:`aclose` to release
+    (see docs/semantics.md); use ``async with store:`` or :meth:`aclose` to release
     connections.
 
     Attributes:

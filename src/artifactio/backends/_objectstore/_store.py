@@ -1,6 +1,6 @@
 """ObjectStore: every primitive of the store API, once, over an ObjectClient.
 
-A flat keyspace dressed up as a filesystem. The rules, from SEMANTICS.md:
+A flat keyspace dressed up as a filesystem. The rules, from docs/semantics.md:
 
 - A directory is a key prefix. It exists when some object lies below it or a
   zero-byte marker object ``dir/`` exists. ``makedirs``/``mkdir`` write the
