@@ -27,7 +27,7 @@ from multidict import CIMultiDict
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from multidict import CIMultiDictProxy, MultiDictProxy
+    from multidict import CIMultiDictProxy, MultiMapping
 
     from artifactio.embedded import FakeGCSServer
 
@@ -64,7 +64,7 @@ class Seen:
 
     method: str
     path: str
-    query: MultiDictProxy[str]
+    query: MultiMapping[str]
     headers: CIMultiDictProxy[str]
     body: bytes
 

@@ -112,7 +112,9 @@ def test_config_validates_scheme_and_hides_secrets() -> None:
 
 
 @pytest.mark.parametrize("cls", [artifactio.S3Config, artifactio.GCSConfig])
-def test_config_repr_hides_credentials_in_the_endpoint(cls: type[artifactio.StoreConfig]) -> None:
+def test_config_repr_hides_credentials_in_the_endpoint(
+    cls: type[artifactio.S3Config | artifactio.GCSConfig],
+) -> None:
     scheme = "s3" if cls is artifactio.S3Config else "gs"
     cfg = cls(path=f"{scheme}://bucket/p", endpoint_url="http://user:pa55word@127.0.0.1:9000")
     for text in (repr(cfg), str(cfg)):

@@ -108,15 +108,15 @@ def problems(rows: dict[str, Row], tests: list[MarkedTest]) -> list[str]:
         if test.in_suite and not test.rows:
             found.append(f"{test.name} names no row: mark it with @covers(...)")
         for row in test.rows:
-            if row not in rows:
+            if row not in checked_by:
                 found.append(f"{test.name} names {row!r}, which docs/semantics.md does not have")
             else:
                 checked_by[row].append(test)
     for row_id, checking in checked_by.items():
-        row = rows[row_id]
+        row_info = rows[row_id]
         if not checking:
-            found.append(f"{row_id} (line {row.line}) has no test")
-        elif row.scope == "all" and not any(test.in_suite for test in checking):
+            found.append(f"{row_id} (line {row_info.line}) has no test")
+        elif row_info.scope == "all" and not any(test.in_suite for test in checking):
             names = ", ".join(test.name for test in checking)
             found.append(f"{row_id} applies to all backends but only {names} checks it")
     return found
