@@ -22,7 +22,7 @@ from blockbuster import BlockBusterFunction, BlockingError, blockbuster_ctx
 
 import artifactio
 from artifactio._blocking import InlineSuspendedError, run_inline
-from artifactio.backends import local
+from artifactio.backends import _local_files, local
 from artifactio.backends.local import LocalStore
 from artifactio.testing import SyncAsAsync, covers
 
@@ -581,13 +581,13 @@ async def test_file_data_moves_through_aiofiles_on_asyncio(
     store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wrapped: list[object] = []
-    real_wrap = local.aiofiles.threadpool.wrap
+    real_wrap = _local_files.aiofiles.threadpool.wrap
 
     def spy(file: Any, **kwargs: Any) -> Any:
         wrapped.append(file)
         return real_wrap(file, **kwargs)
 
-    monkeypatch.setattr(local.aiofiles.threadpool, "wrap", spy)
+    monkeypatch.setattr(_local_files.aiofiles.threadpool, "wrap", spy)
     await store.write_bytes("a.bin", b"data")
     assert await store.read_bytes("a.bin") == b"data"
     assert len(wrapped) == 2  # the writer's file and the reader's file

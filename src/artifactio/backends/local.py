@@ -4,16 +4,9 @@ Every blocking call (``os.lstat``, ``os.scandir``, ``open``, reads, writes,
 ``os.replace``...) goes through :func:`~artifactio._blocking.run_blocking`, and
 each primitive groups its system calls into one synchronous helper, so a
 primitive costs one thread hop in async code and no hop at all when the sync
-facade drives the store inline. File data moves through aiofiles on asyncio
-(anyio's worker threads on other loops, direct calls when inline).
-
-Writes are atomic: content goes to a hidden temporary file in the target's
-directory (``.<name>.<12 hex digits>.tmp``, never shown by listings) which
-replaces the target on commit (``os.replace``), or is hard-linked onto it for
-``x`` modes (``os.link`` fails atomically when the target exists). An
-exception, a cancellation or a writer dropped without closing removes the
-temporary file. A process killed outright may leave one behind; listings keep
-hiding it and ``rmtree`` removes it with its directory.
+facade drives the store inline. The file handles, and the hidden temporary
+files that make writes atomic, are in :mod:`._local_files`; listings never
+show those temporary files.
 
 Bounds: a path whose symlinks resolve outside the root's real path is outside
 the store (``PathOutsideStoreError``, a ``PermissionError``), whatever the
@@ -41,56 +34,44 @@ is whole and nothing is left at the destination.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import itertools
 import os
-import re
-import secrets
 import shutil
 import stat as stat_module
-import weakref
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-import aiofiles.threadpool
-
-from .._blocking import in_inline_mode, run_blocking
-from .._concurrency import shielded
+from .._blocking import run_blocking
 from .._config import LocalConfig
 from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
-from .._files import RawReader, RawWriter
 from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
+from ._local_files import (
+    NEW_FILE_FLAGS,
+    LocalReader,
+    LocalWriter,
+    cleanup,
+    commit,
+    is_temp,
+    publish,
+    temp_name,
+    unlink_quietly,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
+    from .._files import RawReader, RawWriter
+
 __all__ = ["LocalStore"]
 
-_TEMP_RE = re.compile(r"\A\..+\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
-_TEMP_NAME_BYTES = 200  # keeps ".<name>.<hex>.tmp" within NAME_MAX (255 bytes)
 _TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
-_NO_HARD_LINKS = {errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 _ROOT_INFO = EntryInfo("dir")
 
 
 # ----------------------------------------------------------------- pure helpers
-
-
-def _is_temp(name: str) -> bool:
-    """Whether ``name`` is one of this backend's temporary files."""
-    return name.startswith(".") and name.endswith(".tmp") and _TEMP_RE.match(name) is not None
-
-
-def _temp_name(name: str) -> str:
-    """A fresh hidden temporary name beside ``name``."""
-    encoded = name.encode("utf-8", "surrogateescape")
-    if len(encoded) > _TEMP_NAME_BYTES:
-        name = encoded[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")
-    return f".{name}.{secrets.token_hex(6)}.tmp"
 
 
 def _inside(real: str, root_real: str) -> bool:
@@ -128,55 +109,6 @@ def _dir_entry(entry: os.DirEntry[str], root_real: Callable[[], str]) -> DirEntr
     return DirEntry(entry.name, False, st.st_size, st.st_mtime, is_link=link)
 
 
-def _unlink_quietly(path: str) -> None:
-    with suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _discard(file: BinaryIO, tmp: str) -> None:
-    """Close a writer's file and delete its temporary file (abort, or the writer was dropped)."""
-    try:
-        file.close()
-    finally:
-        _unlink_quietly(tmp)
-
-
-def _keep_mode(tmp: str, target: str) -> None:
-    """Give ``tmp`` the permissions of the file it replaces, as writing in place would."""
-    try:
-        st = os.stat(target)
-        if stat_module.S_ISREG(st.st_mode):
-            os.chmod(tmp, stat_module.S_IMODE(st.st_mode))
-    except OSError:
-        pass
-
-
-def _publish(tmp: str, target: str, exclusive: bool) -> None:
-    """Make ``tmp`` the file at ``target``; on failure ``tmp`` is removed."""
-    try:
-        if not exclusive:
-            _keep_mode(tmp, target)
-            os.replace(tmp, target)
-            return
-        try:
-            os.link(tmp, target)  # fails atomically with FileExistsError
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            # No hard links on this filesystem: reserve the name, then replace it.
-            os.close(os.open(target, _NEW_FILE_FLAGS, 0o666))
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                _unlink_quietly(target)
-                raise
-            return
-        os.unlink(tmp)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
 def _move_across(src: str, dst: str) -> None:
     """Move ``src`` to a free ``dst`` on another filesystem: copy, then delete the source.
 
@@ -193,36 +125,18 @@ def _move_across(src: str, dst: str) -> None:
         shutil.rmtree(src)
         return
     directory, name = os.path.split(dst)
-    tmp = os.path.join(directory, _temp_name(name))
+    tmp = os.path.join(directory, temp_name(name))
     try:
         shutil.copy2(src, tmp, follow_symlinks=False)
         os.replace(tmp, dst)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     os.unlink(src)
 
 
-def _commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
-    try:
-        file.close()
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    _publish(tmp, target, exclusive)
-
-
 def _take(tree: Iterator[tuple[str, DirEntry]], n: int) -> list[tuple[str, DirEntry]]:
     return list(itertools.islice(tree, n))
-
-
-async def _cleanup(func: Callable[[], object]) -> None:
-    """Run a blocking clean-up call (close, unlink) off the loop, even when cancelled.
-
-    ``run_blocking`` alone would raise at once in a cancelled scope and skip the call.
-    """
-    with shielded():
-        await run_blocking(func)
 
 
 class _Lazy:
@@ -239,85 +153,6 @@ class _Lazy:
         if self._value is None:
             self._value = self._func(self._arg)
         return self._value
-
-
-# ------------------------------------------------------------------ file handles
-
-
-class _FileCalls:
-    """Awaitable calls on a plain binary file: the one place that decides how.
-
-    Driven inline by the sync facade: call the file directly, in this thread.
-    On asyncio: through aiofiles (its thread pool). On any other event loop
-    (aiofiles needs asyncio): through anyio's worker threads.
-    """
-
-    __slots__ = ("_aio", "raw")
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self._aio: Any = None
-
-    async def call(self, method: str, *args: Any) -> Any:
-        if in_inline_mode():
-            return getattr(self.raw, method)(*args)
-        if self._aio is None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return await run_blocking(getattr(self.raw, method), *args)
-            self._aio = aiofiles.threadpool.wrap(self.raw)
-        return await getattr(self._aio, method)(*args)
-
-
-class _LocalReader(RawReader):
-    def __init__(self, file: BinaryIO, size: int) -> None:
-        self.size = size
-        self._file = _FileCalls(file)
-        self._pos: int | None = 0  # None: unknown (a call was interrupted)
-
-    async def read_at(self, offset: int, n: int) -> bytes:
-        if self._pos != offset:
-            self._pos = None
-            await self._file.call("seek", offset)
-        self._pos = None
-        data: bytes = await self._file.call("read", n)
-        self._pos = offset + len(data)
-        return data
-
-    async def aclose(self) -> None:
-        await _cleanup(self._file.raw.close)
-
-
-class _LocalWriter(RawWriter):
-    def __init__(
-        self, store: LocalStore, key: str, file: BinaryIO, tmp: str, target: str, exclusive: bool
-    ) -> None:
-        self._store = store
-        self._key = key
-        self._file = _FileCalls(file)
-        self._tmp = tmp
-        self._target = target
-        self._exclusive = exclusive
-        # Removes the temporary file if this writer is dropped without commit or abort.
-        self._discard = weakref.finalize(self, _discard, file, tmp)
-
-    async def write(self, data: bytes) -> None:
-        await self._file.call("write", data)
-
-    async def commit(self) -> None:
-        await run_blocking(
-            self._store._commit_sync,
-            self._file.raw,
-            self._tmp,
-            self._target,
-            self._exclusive,
-            self._key,
-        )
-        self._discard.detach()
-
-    async def abort(self) -> None:
-        await _cleanup(self._discard)
 
 
 # ------------------------------------------------------------------------ store
@@ -418,7 +253,7 @@ class LocalStore(AsyncArtifactStore):
             return exc
         full = self._full(key)
         name = exc.filename
-        if isinstance(name, str) and not _is_temp(os.path.basename(name)):
+        if isinstance(name, str) and not is_temp(os.path.basename(name)):
             with suppress(ValueError, PermissionError):
                 full = self._full(self._root.key(name))
         return OSError(exc.errno, f"{op}: {exc.strerror or os.strerror(exc.errno)}", full)
@@ -513,7 +348,7 @@ class LocalStore(AsyncArtifactStore):
                 raise
             with it:
                 for entry in it:
-                    if _is_temp(entry.name):
+                    if is_temp(entry.name):
                         continue
                     described = _dir_entry(entry, root_real)
                     if described is not None:
@@ -540,7 +375,7 @@ class LocalStore(AsyncArtifactStore):
             top = False
             with it:
                 for entry in it:
-                    if _is_temp(entry.name):
+                    if is_temp(entry.name):
                         continue
                     described = _dir_entry(entry, root_real)
                     if described is None:
@@ -568,14 +403,14 @@ class LocalStore(AsyncArtifactStore):
         directory, name = os.path.split(loc.real)
         if not loc.parent_ok:
             self._ensure_dir(directory, parent_key(key), "open", key)
-        tmp = os.path.join(directory, _temp_name(name))
+        tmp = os.path.join(directory, temp_name(name))
         with self._translated("open", key):
-            fd = os.open(tmp, _NEW_FILE_FLAGS, 0o666)
+            fd = os.open(tmp, NEW_FILE_FLAGS, 0o666)
         try:
             file = open(fd, "wb")  # noqa: SIM115 - closed by the writer
         except BaseException:
             os.close(fd)
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         return file, tmp, loc.real
 
@@ -583,7 +418,7 @@ class LocalStore(AsyncArtifactStore):
         self, file: BinaryIO, tmp: str, target: str, exclusive: bool, key: str
     ) -> None:
         with self._translated("close", key):
-            _commit(file, tmp, target, exclusive)
+            commit(file, tmp, target, exclusive)
 
     def _remove_file_sync(self, key: str) -> None:
         loc = self._locate(key, "remove")
@@ -634,15 +469,15 @@ class LocalStore(AsyncArtifactStore):
         directory, name = os.path.split(target.real)
         if not target.parent_ok:
             self._ensure_dir(directory, parent_key(dst), "copyfile", dst)
-        tmp = os.path.join(directory, _temp_name(name))
+        tmp = os.path.join(directory, temp_name(name))
         with self._translated("copyfile", dst):
-            os.close(os.open(tmp, _NEW_FILE_FLAGS, 0o666))
+            os.close(os.open(tmp, NEW_FILE_FLAGS, 0o666))
             try:
                 shutil.copyfile(source.path, tmp)
             except BaseException:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
-            _publish(tmp, target.real, exclusive=False)
+            publish(tmp, target.real, exclusive=False)
 
     # ----------------------------------------------------------- primitives
 
@@ -658,11 +493,11 @@ class LocalStore(AsyncArtifactStore):
 
     async def _open_reader(self, key: str) -> RawReader:
         file, size = await run_blocking(self._open_reader_sync, key)
-        return _LocalReader(file, size)
+        return LocalReader(file, size)
 
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         file, tmp, target = await run_blocking(self._open_writer_sync, key)
-        return _LocalWriter(self, key, file, tmp, target, exclusive)
+        return LocalWriter(file, tmp, partial(self._commit_sync, file, tmp, target, exclusive, key))
 
     async def _remove_file(self, key: str) -> None:
         await run_blocking(self._remove_file_sync, key)
@@ -684,7 +519,7 @@ class LocalStore(AsyncArtifactStore):
                     yield item
         finally:
             if not done:
-                await _cleanup(tree.close)  # its open directory handle
+                await cleanup(tree.close)  # its open directory handle
 
     async def _rmtree(self, key: str) -> None:
         await run_blocking(self._rmtree_sync, key)

@@ -1,0 +1,212 @@
+"""Plain files of the local backend: the reader and writer handles, and atomic publishing.
+
+File data moves through aiofiles on asyncio (anyio's worker threads on other
+loops, direct calls when the sync facade drives the store inline).
+
+Writes are atomic: content goes to a hidden temporary file in the target's
+directory (``.<name>.<12 hex digits>.tmp``, never shown by listings) which
+replaces the target on commit (``os.replace``), or is hard-linked onto it for
+``x`` modes (``os.link`` fails atomically when the target exists). An
+exception, a cancellation or a writer dropped without closing removes the
+temporary file. A process killed outright may leave one behind; listings keep
+hiding it and ``rmtree`` removes it with its directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import secrets
+import stat as stat_module
+import weakref
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import aiofiles.threadpool
+
+from .._blocking import in_inline_mode, run_blocking
+from .._concurrency import shielded
+from .._files import RawReader, RawWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "NEW_FILE_FLAGS",
+    "LocalReader",
+    "LocalWriter",
+    "cleanup",
+    "commit",
+    "is_temp",
+    "publish",
+    "temp_name",
+    "unlink_quietly",
+]
+
+_TEMP_RE = re.compile(r"\A\..+\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
+_TEMP_NAME_BYTES = 200  # keeps ".<name>.<hex>.tmp" within NAME_MAX (255 bytes)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+_NO_HARD_LINKS = {errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+# -------------------------------------------------------------- temporary files
+
+
+def is_temp(name: str) -> bool:
+    """Whether ``name`` is one of this backend's temporary files."""
+    return name.startswith(".") and name.endswith(".tmp") and _TEMP_RE.match(name) is not None
+
+
+def temp_name(name: str) -> str:
+    """A fresh hidden temporary name beside ``name``."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > _TEMP_NAME_BYTES:
+        name = encoded[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{name}.{secrets.token_hex(6)}.tmp"
+
+
+def unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _discard(file: BinaryIO, tmp: str) -> None:
+    """Close a writer's file and delete its temporary file (abort, or the writer was dropped)."""
+    try:
+        file.close()
+    finally:
+        unlink_quietly(tmp)
+
+
+def _keep_mode(tmp: str, target: str) -> None:
+    """Give ``tmp`` the permissions of the file it replaces, as writing in place would."""
+    try:
+        st = os.stat(target)
+        if stat_module.S_ISREG(st.st_mode):
+            os.chmod(tmp, stat_module.S_IMODE(st.st_mode))
+    except OSError:
+        pass
+
+
+def publish(tmp: str, target: str, exclusive: bool) -> None:
+    """Make ``tmp`` the file at ``target``; on failure ``tmp`` is removed."""
+    try:
+        if not exclusive:
+            _keep_mode(tmp, target)
+            os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target)  # fails atomically with FileExistsError
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # No hard links on this filesystem: reserve the name, then replace it.
+            os.close(os.open(target, NEW_FILE_FLAGS, 0o666))
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                unlink_quietly(target)
+                raise
+            return
+        os.unlink(tmp)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
+    """Close a writer's file and publish it at ``target``; on failure ``tmp`` is removed."""
+    try:
+        file.close()
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    publish(tmp, target, exclusive)
+
+
+async def cleanup(func: Callable[[], object]) -> None:
+    """Run a blocking clean-up call (close, unlink) off the loop, even when cancelled.
+
+    ``run_blocking`` alone would raise at once in a cancelled scope and skip the call.
+    """
+    with shielded():
+        await run_blocking(func)
+
+
+# ---------------------------------------------------------------- file handles
+
+
+class _FileCalls:
+    """Awaitable calls on a plain binary file: the one place that decides how.
+
+    Driven inline by the sync facade: call the file directly, in this thread.
+    On asyncio: through aiofiles (its thread pool). On any other event loop
+    (aiofiles needs asyncio): through anyio's worker threads.
+    """
+
+    __slots__ = ("_aio", "raw")
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self._aio: Any = None
+
+    async def call(self, method: str, *args: Any) -> Any:
+        if in_inline_mode():
+            return getattr(self.raw, method)(*args)
+        if self._aio is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return await run_blocking(getattr(self.raw, method), *args)
+            self._aio = aiofiles.threadpool.wrap(self.raw)
+        return await getattr(self._aio, method)(*args)
+
+
+class LocalReader(RawReader):
+    """Reads a plain file opened for reading, ``size`` bytes long."""
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.size = size
+        self._file = _FileCalls(file)
+        self._pos: int | None = 0  # None: unknown (a call was interrupted)
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        if self._pos != offset:
+            self._pos = None
+            await self._file.call("seek", offset)
+        self._pos = None
+        data: bytes = await self._file.call("read", n)
+        self._pos = offset + len(data)
+        return data
+
+    async def aclose(self) -> None:
+        await cleanup(self._file.raw.close)
+
+
+class LocalWriter(RawWriter):
+    """Writes to the temporary file ``tmp`` (open as ``file``) until commit or abort.
+
+    Args:
+        file: The temporary file, open for writing.
+        tmp: Its path, removed on abort or when the writer is dropped.
+        commit: The blocking call that closes ``file`` and publishes it.
+    """
+
+    def __init__(self, file: BinaryIO, tmp: str, commit: Callable[[], None]) -> None:
+        self._file = _FileCalls(file)
+        self._commit = commit
+        # Removes the temporary file if this writer is dropped without commit or abort.
+        self._discard = weakref.finalize(self, _discard, file, tmp)
+
+    async def write(self, data: bytes) -> None:
+        await self._file.call("write", data)
+
+    async def commit(self) -> None:
+        await run_blocking(self._commit)
+        self._discard.detach()
+
+    async def abort(self) -> None:
+        await cleanup(self._discard)
