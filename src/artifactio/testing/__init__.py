@@ -37,7 +37,8 @@ Where each part of the document is checked:
   bad path (:func:`every_operation`) and must raise without changing the tree.
 - ``open``, file objects, "writes" (all or nothing, implicit parents),
   ``read_bytes``/``write_bytes``: :class:`FileTests`.
-- "Interface", "Operations", "Rename" and the error order: :class:`OperationTests`;
+- "Interface" and "Operations" (``exists`` ... ``size``): :class:`OperationTests`;
+  ``copyfile``, "Rename" and the error order: :class:`CopyRenameTests`;
   "Listing" (``glob``, checked against ``glob.glob`` too, and ``walk``):
   :class:`ListingTests`.
 - "Object stores" (a file and a directory of one name): :class:`ObjectStoreTests`;
@@ -70,6 +71,7 @@ from ._harness import (
 )
 from ._stores import SuspendingMemoryStore
 from ._suite_concurrency import ConcurrencyTests, FacadeThreadingTests, ObjectStoreTests
+from ._suite_copy_rename import CopyRenameTests
 from ._suite_files import FileTests
 from ._suite_listing import ListingTests
 from ._suite_ops import OperationTests
@@ -80,6 +82,7 @@ __all__ = [
     "ConcurrencyTests",
     "ConformanceFixtures",
     "ConformanceSuite",
+    "CopyRenameTests",
     "FacadeThreadingTests",
     "FileTests",
     "ListingTests",
@@ -106,6 +109,7 @@ class ConformanceSuite(
     PathRulesTests,
     FileTests,
     OperationTests,
+    CopyRenameTests,
     ListingTests,
     ObjectStoreTests,
     ConcurrencyTests,
