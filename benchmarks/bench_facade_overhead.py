@@ -66,10 +66,11 @@ class PortalArtifactStore(artifactio.ArtifactStore):
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         future = self._portal.start_task_soon(_awaited, coro)
         try:
-            return future.result()
+            result: T = future.result()
         except BaseException:
             future.cancel()
             raise
+        return result
 
 
 async def _awaited(coro: Coroutine[Any, Any, T]) -> T:

@@ -22,7 +22,7 @@ import threading
 import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import pytest
@@ -280,12 +280,11 @@ def test_text_modes(store: ArtifactStore) -> None:
         assert f.read() == "hé"
 
 
-def _write_then_fail(store: ArtifactStore, path: str, mode: str, data: bytes) -> Any:
+def _write_then_fail(store: ArtifactStore, path: str, mode: str, data: bytes) -> NoReturn:
     with store.open(path, mode) as f:
         f.write(data if "b" in mode else data.decode())
         f.flush()
         raise KeyError(path)
-    return f  # pragma: no cover - unreachable
 
 
 def test_exception_inside_with_aborts_the_write(store: ArtifactStore) -> None:
@@ -384,7 +383,7 @@ def test_called_from_inside_a_running_event_loop(store: ArtifactStore) -> None:
     async def pipeline_step() -> bytes:
         store.write_bytes("from-async.bin", b"payload")
         with store.open("from-async.bin", "rb") as f:
-            data = f.read()
+            data: bytes = f.read()
         assert [entry[2] for entry in store.walk(store.root)] == [["from-async.bin"]]
         return data
 

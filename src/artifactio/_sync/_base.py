@@ -20,7 +20,7 @@ from ._files import wrap
 from ._runner import Runner
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Coroutine, Iterator
+    from collections.abc import AsyncIterator, Coroutine, Generator
 
     from .._paths import PathType
 
@@ -71,7 +71,7 @@ class FacadeBase:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
 
-    def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+    def _iterate(self, agen: AsyncIterator[T]) -> Generator[T, None, None]:
         """Step ``agen`` one item per ``next()``; close it when abandoned early."""
         finished = False
         try:
