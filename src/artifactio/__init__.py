@@ -1,7 +1,8 @@
 """artifactio: an async-first artifact store for ML pipelines.
 
 ``open_store(uri)`` gives an :class:`AsyncArtifactStore` (awaitable methods);
-:class:`ArtifactStore` is the generated blocking facade with the same methods.
+:class:`ArtifactStore` is the generated blocking facade with the same methods;
+:func:`copy` and :func:`sync` move many files between any two stores.
 """
 
 from ._config import GCSConfig, LocalConfig, MemoryConfig, S3Config, StoreConfig
@@ -21,6 +22,7 @@ from ._paths import PathType
 from ._registry import available_schemes, get_backend, open_store, register_backend
 from ._store import AsyncArtifactStore
 from ._sync import ArtifactStore
+from .transfer import TransferProgress, TransferReport, copy, sync
 
 __version__ = "0.1.0"
 
@@ -46,10 +48,14 @@ __all__ = [
     "StoreClosedError",
     "StoreConfig",
     "StoreConnectionError",
+    "TransferProgress",
+    "TransferReport",
     "UnsupportedSchemeError",
     "__version__",
     "available_schemes",
+    "copy",
     "get_backend",
     "open_store",
     "register_backend",
+    "sync",
 ]
