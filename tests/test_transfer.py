@@ -18,7 +18,14 @@ import anyio
 import pytest
 
 import artifactio
-from artifactio import EntryInfo, RawReader, StoreConnectionError, TransferProgress
+from artifactio import (
+    DirEntry,
+    EntryInfo,
+    RawReader,
+    RawWriter,
+    StoreConnectionError,
+    TransferProgress,
+)
 from artifactio._concurrency import for_each
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.local import LocalStore
@@ -261,6 +268,100 @@ async def test_the_ends_are_checked_before_anything_moves(
     report = await artifactio.copy((memory, "d/f.txt"), "rel/f.txt")
     assert report.transferred == 1
     assert (tmp_path / "rel" / "f.txt").read_bytes() == b"x"
+
+
+class ListingCounter(MemoryStore):
+    """Counts the listings and lookups made of it."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.listed: list[str] = []
+        self.looked_up = 0
+
+    async def _info(self, key: str) -> EntryInfo | None:
+        self.looked_up += 1
+        return await super()._info(key)
+
+    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+        self.listed.append(key)
+        async for page in super()._scandir(key):
+            yield page
+
+
+async def test_the_destination_is_listed_once_per_level_not_probed_per_file(
+    memory: MemoryStore, memory_root: str
+) -> None:
+    files = make_tree(count=60)
+    await fill(memory, {f"src/{k}": v for k, v in files.items()})
+    levels = {"/".join(k.split("/")[:n]) for k in files for n in range(k.count("/") + 1)}
+    async with ListingCounter(f"{memory_root}/dst") as dst:
+        await artifactio.copy((memory, "src"), (dst, "."), recursive=True)
+        assert dst.listed == [""]  # the top; the levels below were new: nothing to list
+        dst.listed.clear()
+        dst.looked_up = 0
+        report = await artifactio.sync((memory, "src"), (dst, "."))
+        assert counts(report) == (0, len(files), 0, 0)
+        assert sorted(dst.listed) == sorted(levels)
+        assert dst.looked_up == 1  # where the destination is; no file was looked up
+
+
+class PagedSource(MemoryStore):
+    """Lists ten entries a page; the top level's later pages wait until ``gate`` is set."""
+
+    def __init__(self, root: str, gate: anyio.Event) -> None:
+        super().__init__(root)
+        self.gate = gate
+
+    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+        entries: list[DirEntry] = []
+        async for page in super()._scandir(key):
+            entries.extend(page)
+        for i in range(0, len(entries), 10):
+            if i and not key:
+                await self.gate.wait()
+            yield entries[i : i + 10]
+
+
+class SignallingWriter(RawWriter):
+    def __init__(self, raw: RawWriter, done: anyio.Event) -> None:
+        self._raw = raw
+        self._done = done
+
+    async def write(self, data: bytes) -> None:
+        await self._raw.write(data)
+
+    async def commit(self) -> None:
+        await self._raw.commit()
+        self._done.set()
+
+    async def abort(self) -> None:
+        await self._raw.abort()
+
+
+class SignallingStore(MemoryStore):
+    """Sets ``written`` when a file was written."""
+
+    def __init__(self, root: str, written: anyio.Event) -> None:
+        super().__init__(root)
+        self.written = written
+
+    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
+        raw = await super()._open_writer(key, exclusive=exclusive)
+        return SignallingWriter(raw, self.written)
+
+
+async def test_transfers_start_while_the_source_is_still_being_listed(memory_root: str) -> None:
+    written = anyio.Event()  # the source lists its second page only once a file was written
+    files = {f"f{i:02d}.bin": bytes([i]) * i for i in range(35)}
+    async with (
+        PagedSource(f"{memory_root}/src", written) as src,
+        SignallingStore(f"{memory_root}/dst", written) as dst,
+    ):
+        await fill(src, files)
+        with anyio.fail_after(60):  # a deadlock guard: listing everything first never ends
+            report = await artifactio.copy((src, "."), (dst, "."), recursive=True, concurrency=4)
+        assert report.transferred == len(files)
+        assert await contents(dst) == files
 
 
 # ----------------------------------------------------------------- sync
