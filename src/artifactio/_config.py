@@ -3,21 +3,36 @@
 ``open_store(uri, **options)`` validates ``options`` with the backend's model, so
 a typo or a bad value fails at once with a clear message. Secrets are
 ``SecretStr``: they never show in a ``repr``, a log line or an error message.
-The root path is validated as ZenML validates an artifact store's ``path``:
-surrounding quotes are stripped and the scheme must be one the backend supports.
+No error shows the value of any option: a validation error names the option and
+what is wrong with it (an unknown option may be a mistyped secret). The root path
+is validated as ZenML validates an artifact store's ``path``: surrounding quotes
+are stripped and the scheme must be one the backend supports; object stores also
+check that the bucket is a valid bucket name.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from ._paths import split_scheme
+from ._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from pydantic_core import InitErrorDetails
 
 __all__ = [
     "GCSConfig",
@@ -26,20 +41,64 @@ __all__ = [
     "ObjectStoreConfig",
     "S3Config",
     "StoreConfig",
+    "check_endpoint",
     "redact_url",
 ]
 
 MiB = 1024 * 1024
 
+_S3_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
+_GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\Z")
+_REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, for messages and reprs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+        return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+    return True
+
+
+def _endpoint_problem(url: str) -> str:
+    """What makes ``url`` unusable as an endpoint (``""``: nothing)."""
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "it holds white space or control characters"
+    try:
+        parts = urllib.parse.urlsplit(redact_url(url))
+        port = parts.port
+    except ValueError:
+        return "its host or port cannot be read"
+    if parts.scheme.lower() not in ("http", "https") or "://" not in url:
+        return "it must start with http:// or https://"
+    if not parts.hostname or not _valid_host(parts.hostname):
+        return "it has no valid host name"
+    if port == 0:
+        return "its port is 0"
+    if parts.query or parts.fragment:
+        return "it has a query or a fragment"
+    return ""
+
+
+def check_endpoint(url: str, name: str) -> str:
+    """Check that ``url`` can be an endpoint: ``http(s)://host[:port][/path]``.
+
+    Args:
+        url: The endpoint URL.
+        name: Where it came from (an option or an environment variable), for the message.
+
+    Returns:
+        ``url`` unchanged.
+
+    Raises:
+        ValueError: It is not such a URL. The message shows it without ``user:password@``.
+    """
+    problem = _endpoint_problem(url)
+    if problem:
+        raise ValueError(f"{name} {redact_url(url)!r} is not an endpoint URL: {problem}")
+    return url
 
 
 class StoreConfig(BaseModel):
@@ -52,13 +111,31 @@ class StoreConfig(BaseModel):
         part_size: Write buffer size and multipart part size, in bytes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error names the option, never its value.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset()
 
     path: str
     concurrency: int = Field(32, ge=1, le=4096)
     part_size: int = Field(8 * MiB, ge=1)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pydantic shows the value in its frozen-instance error even with
+        # hide_input_in_errors: raise the same error without it.
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            lines: list[InitErrorDetails] = [
+                {"type": error["type"], "loc": error["loc"], "input": None}
+                for error in exc.errors(include_url=False, include_context=False)
+            ]
+            raise ValidationError.from_exception_data(exc.title, lines, hide_input=True) from None
+
+    @classmethod
+    def _root_problem(cls, rest: str) -> str:
+        """What is wrong with a URI root's part after ``scheme://`` (``""``: nothing)."""
+        return ""
 
     @field_validator("path", mode="before")
     @classmethod
@@ -68,13 +145,17 @@ class StoreConfig(BaseModel):
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
-        scheme, _ = split_scheme(value)
+        scheme, rest = split_scheme(value)
         scheme = scheme or ("file" if value.startswith("/") else "")
         if cls.SUPPORTED_SCHEMES and scheme not in cls.SUPPORTED_SCHEMES:
             allowed = ", ".join(sorted(f"{s}://" for s in cls.SUPPORTED_SCHEMES))
             raise ValueError(
-                f"path {value!r} has an unsupported scheme; {cls.__name__} accepts {allowed}"
+                f"path {redact_url(value)!r} has an unsupported scheme; "
+                f"{cls.__name__} accepts {allowed}"
             )
+        problem = cls._root_problem(rest) if scheme != "file" else ""
+        if problem:
+            raise ValueError(f"path {redact_url(value)!r}: {problem}")
         return value
 
 
@@ -101,9 +182,32 @@ class ObjectStoreConfig(StoreConfig):
         retries: Attempts after the first on throttling, 5xx and dropped connections.
     """
 
+    BUCKET_RULE: ClassVar[str] = ""
+    """What a valid bucket name is, for messages (empty: any name is accepted)."""
+
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     retries: int = Field(5, ge=0, le=50)
+
+    @classmethod
+    def _valid_bucket(cls, bucket: str) -> bool:
+        return True
+
+    @classmethod
+    def _root_problem(cls, rest: str) -> str:
+        bucket = rest.partition("/")[0]
+        if not bucket:
+            return "the root names no bucket (bucket/prefix after the scheme)"
+        if "@" in bucket:
+            return "the root's bucket holds '@' (credentials are options, never part of the root)"
+        if bucket in (".", "..") or not cls._valid_bucket(bucket):
+            return f"the root's bucket is not a valid bucket name: {cls.BUCKET_RULE}"
+        return ""
+
+    @field_validator("endpoint_url", check_fields=False)
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        return check_endpoint(value, "endpoint_url") if value else value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # An endpoint URL may carry user:password; reprs and str() never show it.
@@ -121,6 +225,7 @@ class S3Config(ObjectStoreConfig):
     """
 
     SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"s3"})
+    BUCKET_RULE: ClassVar[str] = "1 to 255 letters, digits, '.', '-' and '_'"
 
     part_size: int = Field(8 * MiB, ge=5 * MiB, le=5 * 1024 * MiB)
     endpoint_url: str | None = None
@@ -128,6 +233,18 @@ class S3Config(ObjectStoreConfig):
     key: SecretStr | None = None
     secret: SecretStr | None = None
     token: SecretStr | None = None
+
+    @classmethod
+    def _valid_bucket(cls, bucket: str) -> bool:
+        # What botocore sends at all (legacy buckets may have capitals and underscores).
+        return _S3_BUCKET.match(bucket) is not None
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value and _REGION.match(value) is None:
+            raise ValueError("region must be letters, digits and '-' (e.g. us-east-1)")
+        return value
 
 
 class GCSConfig(ObjectStoreConfig):
@@ -160,6 +277,10 @@ class GCSConfig(ObjectStoreConfig):
     """
 
     SUPPORTED_SCHEMES: ClassVar[frozenset[str]] = frozenset({"gs", "gcs"})
+    BUCKET_RULE: ClassVar[str] = (
+        "3 to 63 lower-case letters, digits, '-', '_' and '.', starting and ending with a "
+        "letter or digit (up to 222 with dots, 63 between two dots)"
+    )
 
     part_size: int = Field(8 * MiB, ge=256 * 1024)
     endpoint_url: str | None = None
@@ -168,6 +289,13 @@ class GCSConfig(ObjectStoreConfig):
     )
     service_file: str | None = None
     token: SecretStr | None = None
+
+    @classmethod
+    def _valid_bucket(cls, bucket: str) -> bool:
+        if _GCS_BUCKET.match(bucket) is None:
+            return False
+        longest = max(len(part) for part in bucket.split("."))
+        return longest <= 63 if "." in bucket else len(bucket) <= 63
 
     @field_validator("part_size")
     @classmethod

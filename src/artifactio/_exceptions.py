@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 __all__ = [
     "ArtifactioError",
@@ -41,6 +42,7 @@ __all__ = [
     "directory_not_empty",
     "invalid_argument",
     "os_error",
+    "renamed",
 ]
 
 
@@ -118,3 +120,36 @@ def directory_not_empty(op: str, path: str) -> OSError:
 def invalid_argument(op: str, path: str, detail: str) -> OSError:
     """``OSError(EINVAL)``, e.g. for moving a directory into itself."""
     return OSError(errno.EINVAL, f"{op}: {detail}", path)
+
+
+_STEP = re.compile(r"[a-z_]+: ")
+
+
+def _takes_os_error_arguments(cls: type[OSError]) -> bool:
+    """Whether ``cls(errno, strerror, filename)`` builds it (no ``__init__`` of its own)."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            return klass.__module__ == "builtins"
+    return True
+
+
+def renamed(exc: OSError, op: str, path: str) -> OSError:
+    """``exc`` as the error of operation ``op`` on ``path``: same class, errno and detail.
+
+    A backend's request names its own step and object (``list: ... 'dir/'``); the
+    user called ``open`` on ``dir``. The step's name is dropped from the message.
+
+    Returns:
+        A new exception; ``exc`` itself when it already names ``op`` and ``path``,
+        has no ``errno``/``strerror`` to carry over, or its class takes other arguments.
+    """
+    if exc.strerror is None or exc.errno is None or not _takes_os_error_arguments(type(exc)):
+        return exc
+    detail = exc.strerror
+    step = _STEP.match(detail)
+    if step is not None:
+        detail = detail[step.end() :]
+    text = f"{op}: {detail}"
+    if text == exc.strerror and exc.filename == path:
+        return exc
+    return type(exc)(exc.errno, text, path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from ._exceptions import InvalidPathError, PathOutsideStoreError
+from ._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -136,10 +137,17 @@ class StoreRoot:
                 raise InvalidPathError(f"a local store root must be an absolute path: {uri!r}")
             parts, _ = _normalise(rest.split("/"))
             return cls("file", tuple(parts), frozenset(), as_uri=scheme == "file")
-        parts, escaped = _normalise(rest.split("/"))
+        # The first component (a bucket, a memory store's name) is taken as written:
+        # "s3://b/../c" does not become bucket c; nothing may climb out of it.
+        head, _, tail = rest.partition("/")
+        parts, escaped = _normalise(tail.split("/"))
+        if head in (".", "..") or (not head and parts):
+            raise InvalidPathError(
+                f"a {scheme}:// root starts with its bucket (or name): {redact_url(uri)!r}"
+            )
         if escaped:
-            raise InvalidPathError(f"root climbs above its bucket: {uri!r}")
-        return cls(scheme, tuple(parts), aliases)
+            raise InvalidPathError(f"root climbs out of its bucket: {redact_url(uri)!r}")
+        return cls(scheme, (head, *parts) if head else (), aliases)
 
     @property
     def is_local(self) -> bool:
@@ -224,6 +232,10 @@ class StoreRoot:
                 absolute = True
             else:
                 raise PathOutsideStoreError(text, self.uri, op)
+        elif text.startswith("/") and not self.is_local:
+            # A local absolute path given to a memory or object store is outside it,
+            # as a file:// URI is: it never means a key below the root.
+            raise PathOutsideStoreError(text, self.uri, op)
         else:
             rest = text
             absolute = self.is_local and text.startswith("/")

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from gcloud.aio.auth import Token
 from gcloud.aio.auth.token import Type
 
+from .._redact import register_secrets
 from ._gcs_protocol import RETRY_STATUSES, TokenError
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ _RENEW_MARGIN = 300.0
 """Seconds before a token expires when it is fetched anew (at most half its lifetime)."""
 
 _KNOWN_TYPES = frozenset(t.value for t in Type)
+
+_SECRET_FIELDS = ("private_key", "private_key_id", "client_secret", "refresh_token")
+"""The fields of a key whose values are secrets (kept out of every log line)."""
 
 
 class Credentials:
@@ -134,6 +138,7 @@ class RefreshingToken(Credentials):
         finally:
             self._fetched += 1
         lifetime = max(float(answer.expires_in), 0.0)
+        register_secrets(answer.value)  # never in a log line
         self._value = answer.value
         self._renew_at = anyio.current_time() + max(lifetime - _RENEW_MARGIN, lifetime / 2)
 
@@ -245,6 +250,8 @@ def _check_key(*, json_text: str, source: str) -> None:
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
         raise _unusable(source, f"is not valid JSON{where}") from None
+    if isinstance(info, dict):
+        register_secrets(*(str(info[f]) for f in _SECRET_FIELDS if isinstance(info.get(f), str)))
     kind = info.get("type") if isinstance(info, dict) else None
     if not isinstance(kind, str):
         raise _unusable(source, 'is not a credentials file (no "type")')

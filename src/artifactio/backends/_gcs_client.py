@@ -24,7 +24,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from .._exceptions import IntegrityError, StoreClosedError, os_error
+from .._exceptions import IntegrityError, StoreClosedError, StoreConnectionError, os_error
+from .._redact import redact_url
 from ._gcs_checksum import (
     DownloadCheck,
     b64_crc32c,
@@ -57,6 +58,7 @@ from ._objectstore import (
     ObjectRead,
     Upload,
     object_changed,
+    release_session,
 )
 
 if TYPE_CHECKING:
@@ -118,14 +120,33 @@ class GCSClient(ObjectClient):
     def _no_bucket(bucket: str) -> str:
         return f"bucket {bucket!r} does not exist"
 
+    def _check_json_404(self, resp: Response, op: str, path: str) -> None:
+        """Refuse a 404 that is not the JSON API's: the endpoint is some other HTTP server.
+
+        The JSON API answers every metadata and listing request, a 404 included,
+        with JSON (media downloads may answer in plain text: they are not checked).
+        """
+        content_type = resp.headers.get("Content-Type", "")
+        if "json" not in content_type.lower():
+            kind = content_type.partition(";")[0] or "untyped"
+            raise StoreConnectionError(
+                errno.EPROTO,
+                f"{op}: {redact_url(self.transport.endpoint)} is not the GCS JSON API "
+                f"(HTTP {resp.status} with a {kind} answer)",
+                path,
+            )
+
     # ---------------------------------------------------------------- metadata
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
+        path = self.path(bucket, key)
         resp = await self.transport.request(
-            "stat", self.path(bucket, key), "GET", object_resource(bucket, key),
-            params={"alt": "json"}, ok=(404,),
+            "stat", path, "GET", object_resource(bucket, key), params={"alt": "json"}, ok=(404,),
         )  # fmt: skip
-        return None if resp.status == 404 else object_meta(resp.json())
+        if resp.status == 404:
+            self._check_json_404(resp, "stat", path)
+            return None
+        return object_meta(resp.json())
 
     async def list_page(
         self,
@@ -145,10 +166,13 @@ class GCSClient(ObjectClient):
             params["delimiter"] = delimiter
         if token:
             params["pageToken"] = token
+        path = self.path(bucket, prefix)
         resp = await self.transport.request(
-            "list", self.path(bucket, prefix), "GET", object_resource(bucket),
-            params=params, missing=self._no_bucket(bucket),
+            "list", path, "GET", object_resource(bucket), params=params, ok=(404,),
         )  # fmt: skip
+        if resp.status == 404:
+            self._check_json_404(resp, "list", path)
+            raise os_error(FileNotFoundError, "list", path, self._no_bucket(bucket))
         data = resp.json()
         return ListPage(
             objects=[object_meta(item) for item in data.get("items") or []],
@@ -368,3 +392,6 @@ class GCSClient(ObjectClient):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+    def release(self) -> None:
+        release_session(self._session)

@@ -31,16 +31,20 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from .._config import GCSConfig, redact_url
+from .._config import GCSConfig, check_endpoint, redact_url
 from .._paths import StoreRoot
+from .._redact import guard_loggers, register_secrets, register_url
 from ._gcs_auth import Credentials, load_credentials
 from ._gcs_client import GCSClient
 from ._gcs_transport import Settings
 from ._objectstore import ObjectClient, ObjectStore
 
-__all__ = ["GCSStore"]
+__all__ = ["LOGGERS", "GCSStore"]
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
+
+LOGGERS = ("aiohttp", "gcloud", "artifactio")
+"""The loggers whose records a store keeps free of secrets (see :func:`guard_loggers`)."""
 
 
 def _endpoint(config: GCSConfig) -> tuple[str, bool]:
@@ -49,7 +53,8 @@ def _endpoint(config: GCSConfig) -> tuple[str, bool]:
         return config.endpoint_url.rstrip("/"), True
     host = os.environ.get("STORAGE_EMULATOR_HOST")
     if host:
-        return (host if "://" in host else f"http://{host}").rstrip("/"), True
+        url = host if "://" in host else f"http://{host}"
+        return check_endpoint(url, "STORAGE_EMULATOR_HOST").rstrip("/"), True
     return DEFAULT_ENDPOINT, False
 
 
@@ -69,7 +74,13 @@ class GCSStore(ObjectStore):
         project: The project billed for requests (``userProject``), if any.
 
     Raises:
-        pydantic.ValidationError: An unknown or invalid option.
+        pydantic.ValidationError: An unknown or invalid option, a root whose bucket
+            is not a valid bucket name (a ``ValueError``; no value is shown).
+        ValueError: A root whose ``..`` climbs out of its bucket; a
+            ``STORAGE_EMULATOR_HOST`` that is no ``host:port`` nor URL; an endpoint
+            with ``user:password@`` together with ``token`` or ``service_file``
+            (a request carries one ``Authorization``: the password is sent as
+            HTTP basic credentials only when the store sends no credentials).
     """
 
     scheme: ClassVar[str] = "gs"
@@ -83,6 +94,14 @@ class GCSStore(ObjectStore):
         )
         endpoint, custom = _endpoint(self.config)
         token = self.config.token.get_secret_value() if self.config.token else None
+        register_secrets(token)
+        register_url(endpoint)
+        if redact_url(endpoint) != endpoint and (token or self.config.service_file):
+            raise ValueError(
+                f"the endpoint {redact_url(endpoint)!r} has a user:password@, which requests "
+                "cannot carry together with the token or service_file credentials"
+            )
+        guard_loggers(*LOGGERS)
         self.project = self.config.project
         self._settings = Settings(
             endpoint=endpoint,

@@ -5,18 +5,23 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import traceback
+import uuid
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import pytest
 
+from .._exceptions import UnsupportedSchemeError
 from .._paths import split_scheme
+from .._registry import get_backend, open_store
 from ._covers import covers
 from ._harness import (
     Capabilities,
     StoreAPI,
     full_path,
+    load_sync_facade,
     make_tree,
     raises,
     rejects,
@@ -302,6 +307,46 @@ class PathRulesTests:
             # The rest of each URI names a path below the root; only the scheme differs.
             for bad in (f"{other}://{where}", f"{other}://{where}/ok/file.txt"):
                 await assert_every_operation_rejects(store, bad, PermissionError)
+
+    @covers("path.absolute-local", "path.outside")
+    async def test_absolute_local_paths(self, store: StoreAPI) -> None:
+        await make_tree(store, BASE_TREE)
+        scheme, rest = split_scheme(store.root)
+        bads = ["/etc/passwd", "/"]
+        if scheme not in ("", "file"):
+            # Not a key below the root, even where the rest spells one.
+            where = rest.strip("/")  # the root's bucket/name and prefix
+            bads += ["/ok/file.txt", "/ok", f"/{where}", f"/{where}/ok/file.txt", "//ok/dir"]
+        for bad in bads:
+            await assert_every_operation_rejects(store, bad, PermissionError)
+        # The root's own spelling and relative paths keep working.
+        assert await store.read_bytes(full_path(store, "ok/file.txt")) == b"content"
+        assert await store.read_bytes("ok/file.txt") == b"content"
+
+    @covers("config.no-values-in-errors")
+    async def test_options_never_shown_in_errors(self, store: StoreAPI) -> None:
+        scheme = split_scheme(store.root)[0] or "file"
+        try:
+            get_backend(scheme)
+        except UnsupportedSchemeError:
+            pytest.skip(f"no backend is registered for {scheme}://: open_store cannot open it")
+        secret = f"sekrit-{uuid.uuid4().hex}"
+        number = 7_654_321_987
+        cases: list[tuple[str, object]] = [
+            ("secret_key", secret),  # a mistyped option may hold a secret
+            ("concurrency", secret),  # a wrong type
+            ("part_size", [secret]),
+            ("concurrency", -number),  # a bad value
+        ]
+        for make in (open_store, load_sync_facade()):
+            for name, value in cases:
+                with pytest.raises(ValueError, match=name) as info:
+                    make(store.root, **{name: value})
+                exc = info.value
+                shown = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+                for text in shown:
+                    assert secret not in text, (name, text)
+                    assert str(number) not in text, (name, text)
 
     @covers("path.below-file-local")
     async def test_paths_below_a_file_on_local_disk(

@@ -22,10 +22,14 @@ one per event loop, come from :mod:`._pool`.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar
+import contextlib
+import functools
+import inspect
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from ..._entries import DirEntry, EntryInfo
-from ..._exceptions import InvalidPathError
+from ..._exceptions import InvalidPathError, renamed
 from ..._paths import StoreRoot, base_name
 from ..._store import AsyncArtifactStore
 from ._pool import ClientPool
@@ -33,7 +37,16 @@ from ._reader import ObjectReader
 from ._writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import (
+        AsyncGenerator,
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Coroutine,
+        Iterable,
+        Iterator,
+    )
+    from types import FrameType
 
     from ..._files import RawReader, RawWriter
     from ._client import ListPage, ObjectClient, ObjectMeta
@@ -44,6 +57,65 @@ _PROBE = 16
 """Keys asked for when one listing tells whether a path is a file, a directory or neither."""
 
 _ROOT_INFO = EntryInfo("dir")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+S = TypeVar("S", bound="ObjectStore")
+
+# ----------------------------------------------- errors name the user's operation
+
+_OPERATIONS: dict[Any, str] = {
+    func.__code__: name.lstrip("_")
+    for name, func in vars(AsyncArtifactStore).items()
+    if inspect.isfunction(func) and (not name.startswith("_") or name == "_open")
+}
+"""The code of each public method (and of ``_open``, ``open``'s body) -> the operation's name."""
+
+
+def _user_operation(store: ObjectStore) -> str | None:
+    """The public operation of ``store`` that the running code serves, if any.
+
+    A coroutine or async generator runs with the frame that awaits it as its
+    previous frame, so the stack leads from a request back to the method the user
+    called (its innermost one: ``read_bytes`` works through ``open``).
+    """
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        op = _OPERATIONS.get(frame.f_code)
+        if op is not None and frame.f_locals.get("self") is store:
+            return op
+        frame = frame.f_back
+    return None
+
+
+def _named(
+    method: Callable[Concatenate[S, str, P], Awaitable[T]],
+) -> Callable[Concatenate[S, str, P], Coroutine[Any, Any, T]]:
+    """Make a primitive's errors name the user's operation and the full path of its key."""
+
+    @functools.wraps(method)
+    async def primitive(self: S, key: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._naming(key):
+            return await method(self, key, *args, **kwargs)
+
+    return primitive
+
+
+def _named_pages(
+    method: Callable[Concatenate[S, str, P], AsyncGenerator[T, None]],
+) -> Callable[Concatenate[S, str, P], AsyncIterator[T]]:
+    """:func:`_named` for a primitive that yields (a listing)."""
+
+    @functools.wraps(method)
+    async def primitive(
+        self: S, key: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncIterator[T]:
+        async with contextlib.aclosing(method(self, key, *args, **kwargs)) as pages:
+            with self._naming(key):
+                async for page in pages:
+                    yield page
+
+    return primitive
 
 
 class ObjectStore(AsyncArtifactStore):
@@ -84,6 +156,30 @@ class ObjectStore(AsyncArtifactStore):
     async def _aclose(self) -> None:
         await self._pool.aclose()
 
+    @contextlib.contextmanager
+    def _naming(self, key: str) -> Iterator[None]:
+        """Raise the errors of the requests inside as errors of the user's operation on ``key``.
+
+        A request names its own step and object (``list`` of ``'dir/'``); what leaves
+        a primitive names the public operation running (``open``, ``exists``...) and
+        the full path of ``key``, whatever requests it took, or of the entry below it
+        that failed (one file of an ``rmtree``). The cause stays the same.
+        """
+        try:
+            yield
+        except OSError as exc:
+            op = _user_operation(self)
+            better = exc if op is None else renamed(exc, op, self._failed_path(exc, key))
+            if better is exc:
+                raise
+            raise better.with_traceback(exc.__traceback__) from exc.__cause__
+
+    def _failed_path(self, exc: OSError, key: str) -> str:
+        """The path an error from working on ``key`` names: ``key``, or the entry below it."""
+        full = self._full(key)
+        named = exc.filename.rstrip("/") if isinstance(exc.filename, str) else ""
+        return named if named.startswith(full.rstrip("/") + "/") else full
+
     # ------------------------------------------------------------- key helpers
 
     def _obj(self, key: str) -> str:
@@ -114,6 +210,7 @@ class ObjectStore(AsyncArtifactStore):
 
     # -------------------------------------------------------------- primitives
 
+    @_named
     async def _info(self, key: str) -> EntryInfo | None:
         if not key:
             return _ROOT_INFO
@@ -134,6 +231,7 @@ class ObjectStore(AsyncArtifactStore):
             return EntryInfo("dir")
         return None
 
+    @_named
     async def _isdir(self, key: str) -> bool:
         if not key:
             return True
@@ -141,7 +239,8 @@ class ObjectStore(AsyncArtifactStore):
         page = await client.list_page(self.bucket, self._prefix(key), delimiter=None, limit=1)
         return bool(page.objects)
 
-    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+    @_named_pages
+    async def _scandir(self, key: str) -> AsyncGenerator[list[DirEntry], None]:
         client = await self._client()
         prefix = self._prefix(key)
         cut = len(prefix)
@@ -183,7 +282,8 @@ class ObjectStore(AsyncArtifactStore):
                 raise self._err(NotADirectoryError, "listdir", key)
             raise self._err(FileNotFoundError, "listdir", key)
 
-    async def _iter_tree(self, key: str) -> AsyncIterator[tuple[str, DirEntry]]:
+    @_named_pages
+    async def _iter_tree(self, key: str) -> AsyncGenerator[tuple[str, DirEntry], None]:
         client = await self._client()
         prefix = self._prefix(key)
         seen_dirs: set[str] = {prefix}
@@ -216,6 +316,7 @@ class ObjectStore(AsyncArtifactStore):
                     fkey = self._store_key(obj)
                     yield fkey, DirEntry(base_name(fkey), False, meta.size, meta.mtime)
 
+    @_named
     async def _open_reader(self, key: str) -> RawReader:
         if not key:
             raise self._err(IsADirectoryError, "open", key)
@@ -232,11 +333,13 @@ class ObjectStore(AsyncArtifactStore):
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         return ObjectWriter(self, self._obj(key), exclusive)
 
+    @_named
     async def _remove_file(self, key: str) -> None:
         client = await self._client()
         await client.delete(self.bucket, self._obj(key))
         await self._forget_empty_parents(client, key)
 
+    @_named
     async def _create_dir(self, key: str, *, parents: bool) -> None:
         client = await self._client()
         if not parents:
@@ -254,14 +357,17 @@ class ObjectStore(AsyncArtifactStore):
 
         await self._for_each(levels, mark)
 
+    @_named
     async def _remove_dir(self, key: str) -> None:
         client = await self._client()
         await client.delete(self.bucket, self._prefix(key))
 
+    @_named
     async def _copy_file(self, src: str, dst: str) -> None:
         client = await self._client()
         await client.copy(self.bucket, self._obj(src), self._obj(dst))
 
+    @_named
     async def _move(self, src: str, dst: str, *, is_dir: bool) -> None:
         client = await self._client()
         if not is_dir:
@@ -291,6 +397,7 @@ class ObjectStore(AsyncArtifactStore):
         await self._delete_keys(client, src_prefix, (meta.key for meta in listed))
         await self._forget_empty_parents(client, src)
 
+    @_named
     async def _rmtree(self, key: str) -> None:
         client = await self._client()
         prefix = self._prefix(key)
