@@ -625,6 +625,20 @@ async def test_progress_counts_only_grow(memory: MemoryStore, local: LocalStore)
     assert last.current.startswith(memory.root)
 
 
+async def test_a_failing_progress_callback_is_raised_once_the_transfer_is_over(
+    memory: MemoryStore, local: LocalStore
+) -> None:
+    files = make_tree(count=20)
+    await fill(memory, files)
+
+    def broken(_: TransferProgress) -> None:
+        raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar"):
+        await artifactio.copy((memory, "."), (local, "."), recursive=True, progress=broken)
+    assert await contents(local) == files  # the files were not taken for failed
+
+
 async def test_shards_merge_into_the_whole(memory: MemoryStore, tmp_path: Path) -> None:
     files = make_tree(count=150)
     await fill(memory, files)

@@ -282,6 +282,8 @@ def test_plan_checks_its_arguments_and_pickles() -> None:
         TransferPlan.for_copy(retries=-1)
     one = TransferPlan("copy", include="*.bin")  # type: ignore[arg-type]
     assert one.include == ("*.bin",)
+    assert TransferPlan.for_copy(include="*.bin", exclude="x").exclude == ("x",)  # not characters
+    assert TransferPlan.for_sync(include="*.bin").include == ("*.bin",)
     piece = TransferPlan.for_sync(exclude=["x"]).shard(["k"])[1]
     assert pickle.loads(pickle.dumps(piece)) == piece
     assert piece.restrict(KeyRange("a", "p")).key_range == KeyRange("k", "p")

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from .._entries import DirEntry
 
-__all__ = ["Action", "ActionKind", "Compare", "LevelPlanner", "TransferPlan"]
+__all__ = ["Action", "ActionKind", "Compare", "LevelPlanner", "TransferPlan", "patterns"]
 
 Compare = Literal["size-mtime", "size", "checksum"]
 """How ``sync`` tells whether a destination file is up to date."""
@@ -62,6 +62,13 @@ ActionKind = Literal["transfer", "skip", "check", "conflict", "descend", "delete
 
 MTIME_WINDOW = 1.0
 """Seconds a destination may seem older than its source and still count as up to date."""
+
+
+def patterns(value: Iterable[str] | str) -> tuple[str, ...]:
+    """Filter patterns as a tuple; one pattern given as a string is one pattern."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -145,11 +152,8 @@ class TransferPlan:
                 raise ValueError(f"transfer: {name} must be a positive int, not {value!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"transfer: retries must be an int >= 0, not {self.retries!r}")
-        for name in ("include", "exclude"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)):  # one pattern, not its characters
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "include", patterns(self.include))
+        object.__setattr__(self, "exclude", patterns(self.exclude))
         self.filter  # noqa: B018 - a bad pattern fails here, before anything is touched
 
     @classmethod
@@ -171,8 +175,8 @@ class TransferPlan:
             "copy",
             recursive=recursive,
             overwrite=overwrite,
-            include=tuple(include),
-            exclude=tuple(exclude),
+            include=patterns(include),
+            exclude=patterns(exclude),
             dry_run=dry_run,
             fail_fast=fail_fast,
             concurrency=concurrency,
@@ -200,8 +204,8 @@ class TransferPlan:
             recursive=True,
             delete=delete,
             compare=compare,
-            include=tuple(include),
-            exclude=tuple(exclude),
+            include=patterns(include),
+            exclude=patterns(exclude),
             dry_run=dry_run,
             fail_fast=fail_fast,
             concurrency=concurrency,

@@ -5,10 +5,12 @@ a :class:`TransferProgress`, a small immutable snapshot: files and bytes dealt
 with so far, the totals known so far (they grow while the source listing still
 streams in; ``listing_done`` says when they are final), and the current item.
 
-The callback is throttled: it is called at most every 0.1 s, plus once at the
-very end (with every count final). Counts never go down between calls. If the
-callback raises, it is not called again and the transfer raises that exception
-once it is over (its items are not counted as failed).
+The callback runs on the event loop, between transfers: keep it quick (update a
+progress bar, hand the snapshot to a queue). It is throttled: it is called at
+most every 0.1 s, plus once at the very end (with every count final). Counts
+never go down between calls. If the callback raises, it is not called again and
+the transfer raises that exception once it is over (its items are not counted
+as failed).
 
 ``bytes_done`` counts the bytes of planned transfers that were dealt with
 (moved, found equal, given up), so it ends equal to ``bytes_total``; a retried

@@ -49,7 +49,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether an item that failed with ``exc`` is worth another attempt."""
     if isinstance(exc, _TRANSIENT):
         return True
-    return isinstance(exc, OSError) and type(exc) is OSError and exc.errno == errno.ESTALE
+    return isinstance(exc, OSError) and exc.errno == errno.ESTALE
 
 
 @dataclass(frozen=True)
