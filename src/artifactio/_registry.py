@@ -127,7 +127,11 @@ def open_store(uri: Any, **options: Any) -> AsyncArtifactStore:
     Raises:
         UnsupportedSchemeError: No backend serves the scheme.
         MissingDependencyError: The backend's extra is not installed.
-        pydantic.ValidationError: An option is unknown or invalid.
+        pydantic.ValidationError: An option is unknown or invalid, or an object
+            store's root names no valid bucket (the error names the option, never
+            its value).
+        ValueError: The root climbs out of its bucket, or an endpoint is not an
+            ``http(s)://host[:port]`` URL (shown without ``user:password@``).
     """
     text = coerce_path(uri, "open_store").strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
