@@ -6,10 +6,16 @@ thread, so the event loop never blocks. When the sync facade drives such a
 backend it sets an *inline* flag instead and steps the coroutine to completion
 in the caller's own thread (:func:`run_inline`): no event loop, no thread hop,
 which makes ``exists`` on a local store cost about as much as ``os.path.exists``.
+
+A facade call made from a thread that runs an event loop blocks that loop until
+the call returns. The coroutine run for it learns which loops wait for it
+(:func:`waiting_loops`), so it never waits for one of them: it would wait for
+itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,11 +24,23 @@ import anyio.to_thread
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-__all__ = ["InlineSuspendedError", "in_inline_mode", "run_blocking", "run_inline"]
+__all__ = [
+    "InlineSuspendedError",
+    "in_inline_mode",
+    "create_waited_task",
+    "loops_a_call_blocks",
+    "run_blocking",
+    "run_inline",
+    "waiting_loops",
+]
 
 T = TypeVar("T")
 
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("artifactio_inline", default=False)
+
+_WAITING: contextvars.ContextVar[frozenset[asyncio.AbstractEventLoop]] = contextvars.ContextVar(
+    "artifactio_waiting_loops", default=frozenset()
+)
 
 
 class InlineSuspendedError(RuntimeError):
@@ -66,3 +84,33 @@ def run_inline(coro: Coroutine[Any, Any, T]) -> T:
         )
     finally:
         _INLINE.reset(token)
+
+
+def waiting_loops() -> frozenset[asyncio.AbstractEventLoop]:
+    """The event loops whose threads wait, blocked, until the current call returns.
+
+    A blocking facade call made from inside a running event loop (``close()`` in a
+    coroutine, say) holds that loop until it returns: whatever runs for the call
+    must not wait for something only that loop can do.
+    """
+    return _WAITING.get()
+
+
+def loops_a_call_blocks() -> frozenset[asyncio.AbstractEventLoop]:
+    """The loops a blocking call made from here would hold: this thread's, and those it holds."""
+    blocked = _WAITING.get()
+    running = asyncio._get_running_loop()
+    return blocked if running is None else blocked | {running}
+
+
+def create_waited_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    waiting: frozenset[asyncio.AbstractEventLoop],
+) -> asyncio.Task[T]:
+    """On ``loop``: run ``coro`` as a task that the loops ``waiting`` wait for, blocked."""
+    if not waiting:
+        return loop.create_task(coro)
+    context = contextvars.copy_context()
+    context.run(_WAITING.set, waiting)
+    return context.run(loop.create_task, coro)  # the task copies this context
