@@ -9,7 +9,8 @@ with its JSON API on aiohttp). One concept per module:
   :class:`Upload` interfaces; requests counted while they run, so closing
   waits for them; response bodies read with their own stall timeout.
 - :mod:`._pool`: one client per event loop, made lazily, closed with the store
-  or with its loop, never reused after a fork.
+  or with its loop (released without it when it was closed first), never
+  reused after a fork.
 - :mod:`._store`: :class:`ObjectStore`: directories as prefixes and markers,
   listings, batched deletes, copy-then-delete moves.
 - :mod:`._reader`: ranged reads pinned to the version first read, with
@@ -31,6 +32,7 @@ from ._client import (
     object_changed,
     read_body,
 )
+from ._pool import release_session
 from ._store import ObjectStore
 from ._writer import _DROPPED as _DROPPED  # the tests wait for these aborts
 
@@ -45,4 +47,5 @@ __all__ = [
     "object_changed",
     "read_body",
     "redact_url",
+    "release_session",
 ]

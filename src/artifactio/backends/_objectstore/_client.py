@@ -12,6 +12,8 @@ earlier), then waits for those in flight, at most the client's
 request fails by then on its own), and only then closes the connections.
 Response bodies are read with their own stall timeout (:func:`read_body`),
 since aiohttp forgets a body's read timeout when its connection is closed.
+Request bodies get one too (:func:`send_bounded`): aiohttp bounds neither the
+wait for ``100 Continue`` nor a body write that the server stopped reading.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ import abc
 import asyncio
 import contextlib
 import errno
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 import anyio
 
+from ..._concurrency import shielded
 from ..._exceptions import StoreClosedError, os_error
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 
 __all__ = [
     "LIST_PAGE",
@@ -36,16 +41,23 @@ __all__ = [
     "ObjectClient",
     "ObjectMeta",
     "ObjectRead",
+    "SendBody",
     "Upload",
     "object_changed",
     "read_body",
+    "send_bounded",
 ]
+
+T = TypeVar("T")
 
 LIST_PAGE = 1000
 """Keys asked for per listing request (the S3 maximum)."""
 
 _BODY_CHUNK = 1 << 20
 """Bytes asked for per read of a response body (:func:`read_body`)."""
+
+_SEND_PIECE = 64 * 1024
+"""Bytes handed to the connection per write of a request body (:class:`SendBody`)."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +298,15 @@ class ObjectClient(abc.ABC):
     async def aclose(self) -> None:
         """Release the client's connections."""
 
+    def release(self) -> None:  # noqa: B027 - a client without connections has nothing to do
+        """Release the client's connections at once, without awaiting anything.
+
+        For a client whose event loop was closed before the client was: nothing
+        can run on that loop any more, so :meth:`aclose` cannot. A client that
+        holds connections overrides this (an aiohttp session is released by
+        :func:`._pool.release_session`).
+        """
+
 
 def object_changed(op: str, path: str) -> OSError:
     """The error a read raises when the object was replaced after it was opened."""
@@ -323,3 +344,127 @@ async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> byt
     except TimeoutError:
         raise TimeoutError(f"no data from the server for {idle:g} s") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class SendBody(aiohttp.payload.Payload):
+    """A request body that reports its progress, for :func:`send_bounded`.
+
+    Bytes in memory (a ``memoryview`` too, sent without a copy) go to the
+    connection in 64 KiB writes, each of which returns once the connection took
+    it; a stream (an async iterable, e.g. botocore's ``aws-chunked`` encoder)
+    goes chunk by chunk. aiohttp's own ``BytesPayload`` would warn
+    (``ResourceWarning``) above 1 MiB that raw bytes "might lock the event loop",
+    but a transport write never blocks: the transport buffers what the socket
+    does not take at once.
+
+    Args:
+        value: The body.
+        content_type: Its ``Content-Type`` (when the request has none).
+
+    Attributes:
+        sent: Every byte of the body was handed to the connection.
+    """
+
+    _autoclose = True
+
+    def __init__(
+        self,
+        value: bytes | bytearray | memoryview | AsyncIterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        super().__init__(value, content_type=content_type)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            self._size: int | None = memoryview(value).nbytes
+        self.sent = False
+        self.on_progress: Callable[[], None] = _nothing
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        if self._size is None:
+            raise TypeError("a streamed body cannot be decoded")
+        return bytes(self._value).decode(encoding, errors)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        async for piece in self._pieces(content_length):
+            await writer.write(piece)
+            self.on_progress()
+        self.sent = True
+        self.on_progress()
+
+    async def _pieces(self, limit: int | None) -> AsyncIterator[bytes | memoryview]:
+        if self._size is None:  # a stream
+            async for chunk in self._value:
+                yield chunk
+            return
+        view = memoryview(self._value).cast("B")
+        if limit is not None:
+            view = view[:limit]
+        for start in range(0, len(view), _SEND_PIECE):
+            yield view[start : start + _SEND_PIECE]
+
+
+def _nothing() -> None:
+    pass
+
+
+async def send_bounded(
+    attempt: Callable[[], Awaitable[T]], body: SendBody, *, connect_timeout: float, idle: float
+) -> T:
+    """Make one attempt at a request whose body is ``body``, bounded while it is sent.
+
+    aiohttp bounds the wait for an answer (``sock_read``), but not the wait for
+    ``100 Continue`` nor a body write that the server stopped reading: those
+    would wait forever, whatever the timeouts say. Here:
+
+    - until the whole body is on the wire, the attempt fails with ``TimeoutError``
+      when the body does not move for ``idle`` seconds (the connection and a
+      ``100 Continue`` get ``connect_timeout`` more); the answer is then aiohttp's
+      to bound;
+    - cancelled before the whole body is on the wire, the attempt ends at once:
+      the server cannot act on part of a body. Cancelled after, it first waits (at
+      most ``idle`` seconds) for the answer, since the server may be acting on the
+      request: whoever cancelled (a writer aborting its upload) can then rely on
+      the request being over, e.g. on no part landing after the abort.
+
+    Args:
+        attempt: Sends the request with ``body`` and returns what it answers.
+        body: The request's body.
+        connect_timeout: Seconds allowed for the connection.
+        idle: The longest pause of the body, and of the answer after a cancellation.
+
+    Returns:
+        What ``attempt`` returned.
+
+    Raises:
+        TimeoutError: The body stalled.
+    """
+    task = asyncio.get_running_loop().create_task(
+        _watch_body(attempt, body, connect_timeout, idle)
+    )
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with shielded():
+            if body.sent and not task.done():
+                await asyncio.wait({task}, timeout=idle)
+            task.cancel()
+            await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # looked at: the cancellation is what is raised
+        raise
+
+
+async def _watch_body(
+    attempt: Callable[[], Awaitable[T]], body: SendBody, connect_timeout: float, idle: float
+) -> T:
+    with anyio.CancelScope(deadline=anyio.current_time() + connect_timeout + idle) as scope:
+
+        def progress() -> None:
+            scope.deadline = math.inf if body.sent else anyio.current_time() + idle
+
+        body.on_progress = progress
+        return await attempt()
+    raise TimeoutError(f"the server took no request bytes for {idle:g} s")
