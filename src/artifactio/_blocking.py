@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "InlineSuspendedError",
     "in_inline_mode",
-    "create_waited_task",
-    "loops_a_call_blocks",
+    "call_context",
     "run_blocking",
     "run_inline",
     "waiting_loops",
@@ -96,21 +95,17 @@ def waiting_loops() -> frozenset[asyncio.AbstractEventLoop]:
     return _WAITING.get()
 
 
-def loops_a_call_blocks() -> frozenset[asyncio.AbstractEventLoop]:
-    """The loops a blocking call made from here would hold: this thread's, and those it holds."""
-    blocked = _WAITING.get()
+def call_context() -> contextvars.Context | None:
+    """The context to run a blocking call's coroutine in, from the calling thread.
+
+    Inside a running event loop it is a copy of the current context in which
+    :func:`waiting_loops` includes that loop. ``None`` elsewhere: a copy of the
+    current context will do (what the loop's ``call_soon_threadsafe`` takes by
+    default).
+    """
     running = asyncio._get_running_loop()
-    return blocked if running is None else blocked | {running}
-
-
-def create_waited_task(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, T],
-    waiting: frozenset[asyncio.AbstractEventLoop],
-) -> asyncio.Task[T]:
-    """On ``loop``: run ``coro`` as a task that the loops ``waiting`` wait for, blocked."""
-    if not waiting:
-        return loop.create_task(coro)
+    if running is None:
+        return None
     context = contextvars.copy_context()
-    context.run(_WAITING.set, waiting)
-    return context.run(loop.create_task, coro)  # the task copies this context
+    context.run(_WAITING.set, _WAITING.get() | {running})
+    return context

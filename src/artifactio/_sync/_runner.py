@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
 
-from .._blocking import create_waited_task, loops_a_call_blocks, run_inline
+from .._blocking import call_context, run_inline
 from .._exceptions import StoreClosedError
 
 if TYPE_CHECKING:
@@ -157,9 +157,9 @@ class Runner:
 
     def _run_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        # The loops this thread holds while it waits (its own, when the call comes
-        # from inside a running loop): the coroutine must not wait for them.
-        waiting = loops_a_call_blocks()
+        # Called from inside a running loop, this thread holds that loop while it
+        # waits: the coroutine learns it (waiting_loops), so it never waits for it.
+        context = call_context()
         handed_over = False
         try:
             with self._lock:
@@ -167,7 +167,7 @@ class Runner:
                 # From here on the coroutine belongs to _start (on the loop thread),
                 # even if a KeyboardInterrupt lands inside call_soon_threadsafe.
                 handed_over = True
-                loop.call_soon_threadsafe(self._start, coro, future, waiting)
+                loop.call_soon_threadsafe(self._start, coro, future, context=context)
             return future.result(timeout)
         except concurrent.futures.CancelledError:
             if self._closed:
@@ -199,22 +199,13 @@ class Runner:
             self._loop_ident = self._loop_thread.thread.ident
         return self._loop_thread.loop
 
-    def _start(
-        self,
-        coro: Coroutine[Any, Any, T],
-        future: concurrent.futures.Future[T],
-        waiting: frozenset[asyncio.AbstractEventLoop],
-    ) -> None:
-        """On the loop: run ``coro`` as a task whose outcome is copied into ``future``.
-
-        ``waiting``: the loops whose threads wait for ``future``, blocked (the task
-        sees them as :func:`artifactio._blocking.waiting_loops`).
-        """
+    def _start(self, coro: Coroutine[Any, Any, T], future: concurrent.futures.Future[T]) -> None:
+        """On the loop: run ``coro`` as a task whose outcome is copied into ``future``."""
         if future.cancelled():
             coro.close()
             return
         loop = asyncio.get_running_loop()
-        task = create_waited_task(loop, coro, waiting)
+        task = loop.create_task(coro)  # in a copy of the caller's context
 
         def task_done(task: asyncio.Task[T]) -> None:
             if future.cancelled():

@@ -147,16 +147,18 @@ class ClientPool:
         try:
             yield
         finally:
+            slot.guard = None  # closing: nobody else closes it
             await self._shut(loop, slot)
 
     async def _close(self, loop: asyncio.AbstractEventLoop, slot: _Slot) -> None:
         """On ``loop``: close the slot's client, then its guard (which has nothing left to do).
 
-        A guard that is running is being closed by its loop's shutdown already.
+        A guard that the loop's shutdown is closing already is left to it.
         """
         await self._shut(loop, slot)
-        if slot.guard is not None and not slot.guard.ag_running:
-            await slot.guard.aclose()
+        guard, slot.guard = slot.guard, None
+        if guard is not None:
+            await guard.aclose()
 
     async def _shut(self, loop: asyncio.AbstractEventLoop, slot: _Slot) -> None:
         """On ``loop``: close the slot's client; a second call waits for the first."""
