@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
@@ -46,12 +49,14 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserError
 
 from .. import __version__
 from .._concurrency import for_each, shielded
-from .._config import S3Config
-from .._exceptions import StoreConnectionError, os_error
+from .._config import S3Config, check_endpoint
+from .._exceptions import InvalidPathError, StoreConnectionError, os_error
 from .._paths import StoreRoot
+from .._redact import guard_loggers, redact_text, register_secrets, register_url
 from ._objectstore import (
     LIST_PAGE,
     ListPage,
@@ -59,16 +64,27 @@ from ._objectstore import (
     ObjectMeta,
     ObjectRead,
     ObjectStore,
-    Upload,
     object_changed,
     read_body,
     redact_url,
+    release_session,
+)
+from ._s3_upload import (
+    WRITE_TOKEN,
+    BoundedSession,
+    Creation,
+    S3Upload,
+    abort_orphans,
+    new_token,
+    token_of,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["S3Client", "S3Store"]
+    from .._paths import PathType
+
+__all__ = ["LOGGERS", "S3Client", "S3Store"]
 
 logger = logging.getLogger("artifactio.s3")
 
@@ -92,6 +108,36 @@ _DENIED = frozenset(
 )
 _PRECONDITION = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""Characters XML 1.0 cannot hold (surrogates never reach here): S3 speaks XML, so a
+store refuses paths holding them (objects named so by other tools still list and go)."""
+
+_NOT_BATCHED = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+"""Characters a key cannot carry unchanged in a ``DeleteObjects`` body: XML forbids
+them, and an XML parser reads a ``\\r`` (which botocore sends as it is) as ``\\n``."""
+
+LOGGERS = ("botocore", "aiobotocore", "aiohttp", "artifactio")
+"""The loggers whose records a store keeps free of secrets (see :func:`guard_loggers`)."""
+
+
+def _not_s3(response: Mapping[str, Any], code: str, status: int) -> str:
+    """How an error answer shows it did not come from S3 (``""``: it may have).
+
+    S3 answers a failed request with an XML ``<Error>`` holding a code (a ``HEAD``
+    answer has no body, and botocore takes the status as its code). A 4xx answer
+    with no S3 code that is empty of XML, or whose body was XML of another kind,
+    came from some other HTTP server.
+    """
+    if not 400 <= status < 500 or (code and not code.isdigit()):
+        return ""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    content_type = str(headers.get("content-type", ""))
+    if not code:
+        return f"HTTP {status} with an XML answer that is not an S3 error"
+    if content_type and "xml" not in content_type.lower():
+        return f"HTTP {status} with a {content_type.partition(';')[0]} answer"
+    return ""
+
 
 def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) -> OSError:
     """Translate an aiobotocore/botocore failure into the builtin ``OSError`` it means.
@@ -113,6 +159,11 @@ def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) ->
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = str(error.get("Message", "")) or code
         detail = f"{message} ({code})" if code and code != message else message
+        foreign = _not_s3(exc.response, code, status)
+        if foreign:
+            return StoreConnectionError(
+                errno.EPROTO, f"{op}: {endpoint} is not an S3 service ({foreign})", path
+            )
         if code == "NoSuchBucket":
             return os_error(FileNotFoundError, op, path, f"bucket {bucket!r} does not exist")
         if code in _NOT_FOUND or (status == 404 and code not in _DENIED):
@@ -128,7 +179,13 @@ def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) ->
         kind = "server error" if status >= 500 else "request failed"
         return os_error(OSError, op, path, f"{kind}: {detail} (HTTP {status})")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-        return os_error(PermissionError, op, path, f"no usable AWS credentials: {exc}")
+        return os_error(
+            PermissionError, op, path, f"no usable AWS credentials: {redact_text(str(exc))}"
+        )
+    if isinstance(exc, ResponseParserError):
+        return StoreConnectionError(
+            errno.EPROTO, f"{op}: {endpoint} is not an S3 service (its answer is not S3's)", path
+        )
     if isinstance(
         exc,
         (
@@ -140,8 +197,13 @@ def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) ->
             TimeoutError,
         ),
     ):
-        return StoreConnectionError(f"{op}: cannot reach {endpoint} for {path!r}: {exc}")
-    return os_error(OSError, op, path, f"{type(exc).__name__}: {exc}")
+        timed_out = isinstance(exc, (asyncio.TimeoutError, TimeoutError))
+        return StoreConnectionError(
+            errno.ETIMEDOUT if timed_out else errno.EIO,
+            f"{op}: cannot reach {endpoint}: {redact_text(str(exc)) or type(exc).__name__}",
+            path,
+        )
+    return os_error(OSError, op, path, f"{type(exc).__name__}: {redact_text(str(exc))}")
 
 
 _FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)
@@ -161,6 +223,16 @@ def _message(exc: BaseException) -> str:
     return ""
 
 
+def _maybe_repeated(exc: BaseException) -> bool:
+    """Whether a failed request may have acted more than once (botocore repeated it).
+
+    Only an error answer to a first attempt rules that out.
+    """
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
+    return True
+
+
 def _etag(value: object) -> str | None:
     text = str(value or "").strip('"')
     return text or None
@@ -168,68 +240,6 @@ def _etag(value: object) -> str | None:
 
 def _timestamp(value: Any) -> float | None:
     return value.timestamp() if value is not None else None
-
-
-class _S3Upload(Upload):
-    """A multipart upload; parts go up in any order, several at once."""
-
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        exclusive: bool,
-        max_in_flight: int,
-    ) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._key = key
-        self._id = upload_id
-        self._exclusive = exclusive
-        self._parts: dict[int, dict[str, Any]] = {}
-        self.max_in_flight = max_in_flight
-
-    async def add_part(self, number: int, data: bytes) -> None:
-        client = self._client
-        with client.map_errors("write", self._bucket, self._key), client.request("write"):
-            response = await client.s3.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="CRC32",
-            )
-        part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
-        if "ChecksumCRC32" in response:
-            part["ChecksumCRC32"] = response["ChecksumCRC32"]
-        self._parts[number] = part
-
-    async def complete(self, final: bytes) -> None:
-        if final or not self._parts:
-            await self.add_part(max(self._parts, default=0) + 1, final)
-        extra = {"IfNoneMatch": "*"} if self._exclusive else {}
-        client = self._client
-        with client.map_errors("write", self._bucket, self._key), client.request("write"):
-            await client.s3.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._id,
-                MultipartUpload={"Parts": [self._parts[n] for n in sorted(self._parts)]},
-                **extra,
-            )
-
-    async def abort(self) -> None:
-        client = self._client
-        with (
-            contextlib.suppress(FileNotFoundError),  # already gone
-            client.map_errors("abort", self._bucket, self._key),
-            client.request("abort", cleanup=True),
-        ):
-            await client.s3.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._id
-            )
 
 
 class S3Client(ObjectClient):
@@ -305,6 +315,8 @@ class S3Client(ObjectClient):
             kwargs["Delimiter"] = delimiter
         if token:
             kwargs["ContinuationToken"] = token
+        # botocore asks for EncodingType=url and decodes what comes back, so keys that
+        # XML cannot hold (\x01...) list unchanged.
         with self.map_errors("list", bucket, prefix), self.request("list"):
             r = await self.s3.list_objects_v2(**kwargs)
         objects = [
@@ -370,10 +382,17 @@ class S3Client(ObjectClient):
 
     async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
-        if exclusive:
+        token = new_token() if exclusive else None
+        if token is not None:
             kwargs["IfNoneMatch"] = "*"
-        with self.map_errors("write", bucket, key), self.request("write"):
-            await self.s3.put_object(**kwargs)
+            kwargs["Metadata"] = {WRITE_TOKEN: token}
+        try:
+            with self.map_errors("write", bucket, key), self.request("write"):
+                await self.s3.put_object(**kwargs)
+        except FileExistsError:
+            # A repeat (the first answer lost) meets the object the first attempt made.
+            if token is None or await token_of(self, bucket, key) != token:
+                raise
 
     async def copy(self, bucket: str, src: str, dst: str, *, size: int | None = None) -> None:
         with self.request("copy"):
@@ -396,32 +415,59 @@ class S3Client(ObjectClient):
                     raise
                 await self._copy_in_parts(bucket, src, dst, meta.size)
 
-    async def _create_upload(self, op: str, bucket: str, key: str, **extra: Any) -> str:
-        """Start a multipart upload and return its id.
+    async def _create_upload(
+        self, op: str, bucket: str, key: str, **extra: Any
+    ) -> tuple[str, Creation]:
+        """Start a multipart upload; its id, and how the create went.
 
         The request runs shielded: if the caller is cancelled meanwhile, the upload
-        the server may still make is aborted as soon as its id is known.
+        the server may still make is aborted as soon as its id is known. When the
+        create fails, or is cancelled, after botocore repeated it, the uploads that
+        lost answers left behind are aborted too (:func:`abort_orphans`); after a
+        repeated create that succeeded, that is for the caller to do once its write
+        ends.
         """
+        started = time.monotonic()
         starting = asyncio.get_running_loop().create_task(
             self.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)
         )
         with self.map_errors(op, bucket, key):
             try:
                 created = await asyncio.shield(starting)
-            except BaseException:  # cancelled (if the request failed, nothing is aborted)
-                starting.add_done_callback(lambda task: self._abort_orphan(task, bucket, key))
+            except asyncio.CancelledError:
+                starting.add_done_callback(
+                    lambda task: self._abort_orphan(task, bucket, key, started)
+                )
                 raise
-        return str(created["UploadId"])
+            except Exception as exc:
+                creation = Creation(started, time.monotonic(), _maybe_repeated(exc))
+                if creation.repeated:
+                    await abort_orphans(self, bucket, key, creation, None)
+                raise
+        repeated = created.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+        return str(created["UploadId"]), Creation(started, time.monotonic(), repeated)
 
-    def _abort_orphan(self, task: asyncio.Task[Any], bucket: str, key: str) -> None:
-        if task.cancelled() or task.exception() is not None:
+    def _abort_orphan(self, task: asyncio.Task[Any], bucket: str, key: str, started: float) -> None:
+        if task.cancelled():
             return
-        upload_id = task.result()["UploadId"]
+        failure = task.exception()
+        creation = Creation(started, time.monotonic(), True)
+        upload_id = None if failure is not None else str(task.result()["UploadId"])
+        if failure is not None and not _maybe_repeated(failure):
+            return
         orphan = asyncio.get_running_loop().create_task(
-            self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            self._abort_created(bucket, key, upload_id, creation)
         )
         self._orphans.add(orphan)
         orphan.add_done_callback(self._orphan_done)
+
+    async def _abort_created(
+        self, bucket: str, key: str, upload_id: str | None, creation: Creation
+    ) -> None:
+        """Abort an upload a cancelled writer never learned of, and any orphans of its create."""
+        if upload_id is not None:
+            await self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        await abort_orphans(self, bucket, key, creation, upload_id)
 
     def _orphan_done(self, task: asyncio.Task[Any]) -> None:
         self._orphans.discard(task)
@@ -430,7 +476,9 @@ class S3Client(ObjectClient):
 
     async def _copy_in_parts(self, bucket: str, src: str, dst: str, size: int) -> None:
         part = max(self._copy_part_size, -(-size // 10_000))
-        upload_id = await self._create_upload("copy", bucket, dst)
+        upload_id, creation = await self._create_upload("copy", bucket, dst)
+        if creation.repeated:
+            await abort_orphans(self, bucket, dst, creation, upload_id)
         etags: dict[int, str] = {}
 
         async def one(numbered: tuple[int, int]) -> None:
@@ -472,6 +520,11 @@ class S3Client(ObjectClient):
                     raise
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
+        # Keys an XML body cannot carry (made by other tools) are deleted one by one.
+        alone = [k for k in keys if _NOT_BATCHED.search(k)]
+        if alone:
+            keys = [k for k in keys if not _NOT_BATCHED.search(k)]
+            await for_each(alone, lambda k: self.delete(bucket, k), limit=self._max_in_flight)
         if not keys:
             return
         if len(keys) == 1:
@@ -489,15 +542,25 @@ class S3Client(ObjectClient):
             key = failure.get("Key", "")
             raise _map_error(fake, "delete", bucket, key, self._endpoint) from None
 
-    async def upload(self, bucket: str, key: str, *, exclusive: bool) -> Upload:
+    async def upload(self, bucket: str, key: str, *, exclusive: bool) -> S3Upload:
+        token = new_token()
         with self.request("write"):
-            upload_id = await self._create_upload("write", bucket, key, ChecksumAlgorithm="CRC32")
-        return _S3Upload(self, bucket, key, upload_id, exclusive, self._max_in_flight)
+            upload_id, creation = await self._create_upload(
+                "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata={WRITE_TOKEN: token}
+            )
+        return S3Upload(
+            self, bucket, key, upload_id,
+            exclusive=exclusive, max_in_flight=self._max_in_flight, token=token, creation=creation,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         if self._orphans:
             await asyncio.wait(self._orphans, timeout=30)
         await self.s3.close()
+
+    def release(self) -> None:
+        for session in list((self.s3._endpoint.http_session._sessions or {}).values()):
+            release_session(session)
 
 
 # ------------------------------------------------------------------ the store
@@ -527,9 +590,16 @@ class S3Store(ObjectStore):
             ``part_size`` (at least 5 MiB), ``connect_timeout``, ``read_timeout``,
             ``retries``.
 
+    The endpoint is checked at once (``endpoint_url``, else ``AWS_ENDPOINT_URL_S3``,
+    else ``AWS_ENDPOINT_URL``). A ``user:password@`` in it is never sent nor shown:
+    S3 requests carry their own signed ``Authorization``.
+
     Raises:
-        pydantic.ValidationError: An unknown or invalid option.
-        ValueError: ``key`` without ``secret`` or the reverse; a root without a bucket.
+        pydantic.ValidationError: An unknown or invalid option, a root whose bucket
+            is not a valid bucket name (a ``ValueError``; no value is shown).
+        ValueError: ``key`` without ``secret`` or the reverse; a root without a
+            bucket, or whose ``..`` climbs out of it; an endpoint from the
+            environment that is not an ``http(s)://host[:port]`` URL.
     """
 
     scheme: ClassVar[str] = "s3"
@@ -549,12 +619,27 @@ class S3Store(ObjectStore):
             concurrency=self.config.concurrency,
             part_size=self.config.part_size,
         )
-        self.endpoint_url = (
-            self.config.endpoint_url
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or None
-        )
+        cfg = self.config
+        register_secrets(*(s.get_secret_value() for s in (cfg.key, cfg.secret, cfg.token) if s))
+        endpoint = cfg.endpoint_url
+        for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+            if not endpoint and os.environ.get(variable):
+                endpoint = check_endpoint(os.environ[variable], variable)
+        if endpoint:
+            register_url(endpoint)
+        self.endpoint_url = redact_url(endpoint) if endpoint else None
+        """The endpoint requests go to (``None``: AWS), without any ``user:password@``."""
+        guard_loggers(*LOGGERS)
+
+    def _key(self, path: PathType, op: str) -> str:
+        key = super()._key(path, op)
+        bad = _NOT_XML.search(self._obj(key))
+        if bad is not None:
+            raise InvalidPathError(
+                f"{op}: S3 keys cannot hold {bad.group()!r} (XML 1.0 forbids it): "
+                f"{self._full(key)!r}"
+            )
+        return key
 
     async def _new_client(self) -> S3Client:
         cfg = self.config
@@ -563,6 +648,7 @@ class S3Store(ObjectStore):
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
             retries={"mode": "standard", "total_max_attempts": cfg.retries + 1},
+            http_session_cls=BoundedSession,  # request bodies sent with a stall bound
             max_pool_connections=cfg.concurrency,
             s3={"addressing_style": "path"} if endpoint else None,
             user_agent_extra=f"artifactio/{__version__}",
@@ -581,6 +667,7 @@ class S3Store(ObjectStore):
             if cfg.token is not None:
                 kwargs["aws_session_token"] = cfg.token.get_secret_value()
         s3 = await _shared_session().create_client("s3", **kwargs).__aenter__()
+        guard_loggers(*LOGGERS)  # and those the client's modules made meanwhile
         return S3Client(
             s3,
             store=self.root,
