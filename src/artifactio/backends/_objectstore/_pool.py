@@ -235,14 +235,14 @@ class ClientPool:
                 slot.client.refuse()
         current = asyncio.get_running_loop()
         blocked = waiting_loops()
-        mine: list[_Slot] = []
+        own: _Slot | None = None
         closings: list[asyncio.Future[None]] = []
         grace = 0.0
         for loop, slot in slots:
             if slot.client is None:
                 continue  # still being made: _build closes it
             if loop is current:
-                mine.append(slot)
+                own = slot
                 continue
             slot_grace = slot.client.close_grace
             done = None if loop.is_closed() else self._shut_there(loop, slot)
@@ -251,8 +251,8 @@ class ClientPool:
             elif loop.is_running() and loop not in blocked:
                 grace = max(grace, slot_grace)
                 closings.append(asyncio.wrap_future(done))
-        for slot in mine:
-            await self._close(current, slot)
+        if own is not None:
+            await self._close(current, own)
         if closings:
             await asyncio.wait(closings, timeout=grace + _AFTER_CLOSE)
 
