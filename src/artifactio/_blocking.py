@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InlineSuspendedError",
-    "in_inline_mode",
     "call_context",
+    "in_inline_mode",
     "run_blocking",
     "run_inline",
     "waiting_loops",
