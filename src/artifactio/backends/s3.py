@@ -559,6 +559,7 @@ class S3Client(ObjectClient):
         await self.s3.close()
 
     def release(self) -> None:
+        # aiobotocore keeps its aiohttp sessions there, one per proxy (None: no proxy).
         for session in list((self.s3._endpoint.http_session._sessions or {}).values()):
             release_session(session)
 
@@ -632,6 +633,7 @@ class S3Store(ObjectStore):
         guard_loggers(*LOGGERS)
 
     def _key(self, path: PathType, op: str) -> str:
+        """The key of ``path``; a key that XML cannot hold is refused, before any request."""
         key = super()._key(path, op)
         bad = _NOT_XML.search(self._obj(key))
         if bad is not None:
