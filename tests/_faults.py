@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import re
 import socket
@@ -332,6 +333,11 @@ def _into(buffer: bytearray) -> Callable[[bytes], Awaitable[None]]:
     return keep
 
 
+def _abort_if_failed(writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        writer.transport.abort()
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close with an RST rather than a FIN."""
     sock = writer.get_extra_info("socket")
@@ -461,6 +467,8 @@ class FaultProxy:
                         await writer.drain()
                     await body.pipe(_into(early), action.after)
                     await self._wait(rule)
+                    if self._closing.is_set():
+                        break
                 if upstream is None or upstream[0].at_eof():
                     if upstream is not None:
                         upstream[1].close()
@@ -470,6 +478,8 @@ class FaultProxy:
                 up_writer.write(head.encode() + bytes(early))
                 await up_writer.drain()
                 sending = asyncio.get_running_loop().create_task(body.pipe(_to(up_writer)))
+                # The client went away mid-body: the server would wait for the rest.
+                sending.add_done_callback(functools.partial(_abort_if_failed, up_writer))
                 try:
                     keep_alive = await self._answer(request, up_reader, writer, rule, action)
                 finally:

@@ -441,9 +441,7 @@ async def send_bounded(
     Raises:
         TimeoutError: The body stalled.
     """
-    task = asyncio.get_running_loop().create_task(
-        _watch_body(attempt, body, connect_timeout, idle)
-    )
+    task = asyncio.get_running_loop().create_task(_watch_body(attempt, body, connect_timeout, idle))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -28,9 +28,6 @@ logger = logging.getLogger("artifactio.objectstore")
 _PARTS_PER_STEP = 1000
 """Every this many parts, the writer's part size grows by ``part_size`` (S3 allows 10,000 parts)."""
 
-_ABORT_GRACE = 30.0
-"""Seconds an aborting writer waits for its parts in flight before cancelling them."""
-
 _DROPPED: set[asyncio.Task[None]] = set()
 """Aborts of uploads whose writer was dropped without being closed (kept until done)."""
 
@@ -140,12 +137,13 @@ async def _abort_upload(
     tasks: set[asyncio.Task[None]],
     obj: str,
 ) -> None:
-    """Discard an upload: let its parts in flight land (bounded), then abort it."""
+    """Discard an upload: end its parts in flight, then abort it."""
     if tasks:
-        # Let parts already on the wire land first: one that a server finished
-        # after the abort could bring the upload back. Cancel what lingers.
-        _, late = await asyncio.wait(tasks, timeout=_ABORT_GRACE)
-        for task in late:
+        # A part whose body is still on its way ends at once (the server cannot
+        # act on part of a body); one the server has whole first gets its answer,
+        # bounded (send_bounded), so that none lands after the abort and brings
+        # the upload back.
+        for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
