@@ -49,7 +49,7 @@ from ._gcs_protocol import (
     upload_resource,
 )
 from ._gcs_transport import Transport
-from ._gcs_upload import ResumableUpload
+from ._gcs_upload import ResumableUpload, written_object
 from ._objectstore import (
     LIST_PAGE,
     ListPage,
@@ -60,6 +60,7 @@ from ._objectstore import (
     object_changed,
     release_session,
 )
+from ._objectstore._client import WRITE_TOKEN, new_token
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -264,20 +265,30 @@ class GCSClient(ObjectClient):
     async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
         crc = crc32c(data)
         params = {"uploadType": "multipart"}
-        if exclusive:
+        resource: dict[str, Any] = {"name": key, "crc32c": b64_crc32c(crc)}
+        token = new_token() if exclusive else None
+        if token is not None:
             params["ifGenerationMatch"] = "0"
+            resource["metadata"] = {WRITE_TOKEN: token}
         boundary = uuid.uuid4().hex
-        body = multipart_upload_body(
-            {"name": key, "crc32c": b64_crc32c(crc)}, data, _CONTENT_TYPE, boundary
-        )
-        resp = await self.transport.request(
-            "write", self.path(bucket, key), "POST", upload_resource(bucket),
-            params=params, missing=self._no_bucket(bucket),
-            headers={"Content-Type": f"multipart/related; boundary={boundary}",
-                     "Accept": "application/json"},
-            body=body, nbytes=len(body),
-        )  # fmt: skip
-        await self.check_upload(bucket, key, resp.json(), crc)
+        body = multipart_upload_body(resource, data, _CONTENT_TYPE, boundary)
+        try:
+            resp = await self.transport.request(
+                "write", self.path(bucket, key), "POST", upload_resource(bucket),
+                params=params, missing=self._no_bucket(bucket),
+                headers={"Content-Type": f"multipart/related; boundary={boundary}",
+                         "Accept": "application/json"},
+                body=body, nbytes=len(body),
+            )  # fmt: skip
+        except FileExistsError:
+            # A repeat (the first answer lost) meets the object the first attempt made.
+            ours = None if token is None else (await written_object(self, bucket, key, token))[0]
+            if ours is None:
+                raise
+            answer = ours
+        else:
+            answer = resp.json()
+        await self.check_upload(bucket, key, answer, crc)
 
     async def check_upload(
         self, bucket: str, key: str, resource: Mapping[str, Any], crc: int
@@ -314,16 +325,18 @@ class GCSClient(ObjectClient):
         params = {"uploadType": "resumable", "name": key}
         if exclusive:
             params["ifGenerationMatch"] = "0"
+        token = new_token()
+        resource = {"name": key, "contentType": _CONTENT_TYPE, "metadata": {WRITE_TOKEN: token}}
         resp = await self.transport.request(
             "write", path, "POST", upload_resource(bucket),
             params=params, missing=self._no_bucket(bucket),
             headers={"Content-Type": _JSON, "X-Upload-Content-Type": _CONTENT_TYPE},
-            body=json.dumps({"name": key, "contentType": _CONTENT_TYPE}).encode(),
+            body=json.dumps(resource).encode(),
         )  # fmt: skip
         location = resp.headers.get("Location")
         if not location:
             raise os_error(OSError, "write", path, "no resumable session URL in the answer")
-        return ResumableUpload(self, bucket, key, location)
+        return ResumableUpload(self, bucket, key, location, token=token, exclusive=exclusive)
 
     async def copy(self, bucket: str, src: str, dst: str, *, size: int | None = None) -> None:
         params: dict[str, str] = {}

@@ -1,8 +1,10 @@
 """The GCS transport: every request of the backend goes out through :class:`Transport`.
 
 One attempt (:meth:`Transport.send`) adds the credentials' ``Authorization``
-header, sets the timeouts of a request moving that many bytes, and reads the
-answer whole, with a stall bound of its own (:func:`~._objectstore.read_body`).
+header, sets the timeouts of a request moving that many bytes, sends its body
+with a stall bound (:func:`~._objectstore.send_bounded`: aiohttp has none for
+body writes) and reads the answer whole, with a stall bound of its own
+(:func:`~._objectstore.read_body`).
 One call (:meth:`Transport.call`) repeats attempts that failed in a way worth
 repeating (:func:`~._gcs_protocol.should_retry`: throttling, 5xx, dropped
 connections, timeouts, a token endpoint that failed so) up to ``retries`` times,
@@ -31,6 +33,7 @@ import anyio
 from .._config import redact_url
 from ._gcs_protocol import map_error, retry_delay, should_retry
 from ._objectstore import read_body
+from ._objectstore._client import SendBody, send_bounded
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Container, Mapping
@@ -46,8 +49,6 @@ T = TypeVar("T")
 
 MIN_THROUGHPUT = 256 * 1024
 """Bytes per second a transfer may not fall below: sets the deadline of one request."""
-
-_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -88,33 +89,6 @@ class Settings:
             sock_connect=self.connect_timeout,
             sock_read=self.read_timeout,
         )
-
-
-class _Body(aiohttp.payload.Payload):
-    """A request body already in memory, handed to the transport in one write.
-
-    aiohttp's own ``BytesPayload`` warns (``ResourceWarning``) above 1 MiB that raw
-    bytes "might lock the event loop", but a transport write never blocks: the
-    transport buffers what the socket does not take at once. Its suggestion, a
-    ``BytesIO``, would cost a thread hop per 64 KiB. This payload also takes a
-    ``memoryview``, so a chunk is sent without being copied first.
-    """
-
-    _autoclose = True
-
-    def __init__(self, value: bytes | memoryview) -> None:
-        super().__init__(value, content_type=_CONTENT_TYPE)
-        self._size = memoryview(value).nbytes
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return bytes(self._value).decode(encoding, errors)
-
-    async def write(self, writer: Any) -> None:
-        await writer.write(self._value)
-
-    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        value = self._value if content_length is None else memoryview(self._value)[:content_length]
-        await writer.write(value)
 
 
 @dataclass(frozen=True)
@@ -198,28 +172,38 @@ class Transport:
         Raises:
             aiohttp.ClientResponseError: An error status not in ``ok`` (with GCS's message).
             artifactio.backends._gcs_protocol.TokenError: No access token.
-            TimeoutError: The answer stalled for ``read_timeout``.
+            TimeoutError: The body or the answer stalled for ``read_timeout``.
         """
         sent = await self._credentials.headers()
         sent.update(headers or {})
-        async with self._session.request(
-            method,
-            url,
-            params=params,
-            headers=sent,
-            data=None if body is None else _Body(body),
-            timeout=self.settings.timeout(nbytes),
-            allow_redirects=False,  # 308 is a resumable session's "go on"
-            auto_decompress=decompress,
-        ) as resp:
-            data = await read_body(resp.content.read, self.settings.read_timeout)
-            if resp.status >= 400 and resp.status not in ok:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, resp.history, status=resp.status,
-                    message=f"{resp.reason}: {data.decode(errors='replace')}",
-                    headers=resp.headers,
-                )  # fmt: skip
-            return Response(resp.status, resp.headers, data)
+        payload = SendBody(body) if body is not None and len(body) else None
+
+        async def attempt() -> Response:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                headers=sent,
+                data=body if payload is None else payload,
+                timeout=self.settings.timeout(nbytes),
+                allow_redirects=False,  # 308 is a resumable session's "go on"
+                auto_decompress=decompress,
+            ) as resp:
+                data = await read_body(resp.content.read, self.settings.read_timeout)
+                if resp.status >= 400 and resp.status not in ok:
+                    raise aiohttp.ClientResponseError(
+                        resp.request_info, resp.history, status=resp.status,
+                        message=f"{resp.reason}: {data.decode(errors='replace')}",
+                        headers=resp.headers,
+                    )  # fmt: skip
+                return Response(resp.status, resp.headers, data)
+
+        if payload is None:
+            return await attempt()
+        settings = self.settings
+        return await send_bounded(
+            attempt, payload, connect_timeout=settings.connect_timeout, idle=settings.read_timeout
+        )
 
     async def call(
         self,

@@ -10,6 +10,19 @@ mismatch; the checksum it reports back is compared too.
 
 A chunk that fails in a way worth repeating is resumed, not restarted: the next
 attempt first asks the session how many bytes it holds and sends only the rest.
+
+When the last chunk's answer is lost and the session turns out finished (or gone:
+the emulator forgets finished sessions), the object decides: the session's
+object resource carries the write's token in its metadata
+(:data:`~._objectstore._client.WRITE_TOKEN`), so an object with our token is our
+write, done; any other object is another writer's (``FileExistsError`` for an
+``x``-mode write; otherwise the outcome is unknown, ``EIO``), and is never
+compared against our checksum nor removed. :func:`written_object` serves the
+single-request upload the same way.
+
+A session whose creation answer was lost (and created again by the retry)
+cannot be cancelled: GCS lists no sessions, and only its URL reaches it. It
+holds no data, and GCS discards it a week after its creation.
 """
 
 from __future__ import annotations
@@ -23,13 +36,33 @@ import aiohttp
 
 from .._exceptions import os_error
 from ._gcs_checksum import b64_crc32c, crc32c, crc32c_combine
-from ._gcs_protocol import CHUNK_QUANTUM, persisted_bytes
+from ._gcs_protocol import CHUNK_QUANTUM, object_resource, persisted_bytes
 from ._objectstore import Upload
+from ._objectstore._client import WRITE_TOKEN
 
 if TYPE_CHECKING:
     from ._gcs_client import GCSClient
 
-__all__ = ["ResumableUpload"]
+__all__ = ["ResumableUpload", "written_object"]
+
+
+async def written_object(
+    client: GCSClient, bucket: str, key: str, token: str
+) -> tuple[dict[str, Any] | None, bool]:
+    """The object resource at ``key`` if our write (``token``) made it.
+
+    Returns:
+        The resource (``None``: not ours), and whether any object is there.
+    """
+    resp = await client.transport.request(
+        "write", client.path(bucket, key), "GET", object_resource(bucket, key),
+        params={"alt": "json"}, ok=(404,),
+    )  # fmt: skip
+    if resp.status == 404:
+        return None, False
+    resource: dict[str, Any] = resp.json()
+    ours = (resource.get("metadata") or {}).get(WRITE_TOKEN) == token
+    return (resource if ours else None), True
 
 
 class ResumableUpload(Upload):
@@ -40,12 +73,18 @@ class ResumableUpload(Upload):
         bucket: The bucket.
         key: The object's key.
         url: The session URL.
+        token: The write token in the session's object metadata.
+        exclusive: The session was created with ``ifGenerationMatch=0``.
     """
 
     max_in_flight = 1
 
-    def __init__(self, client: GCSClient, bucket: str, key: str, url: str) -> None:
+    def __init__(
+        self, client: GCSClient, bucket: str, key: str, url: str, *, token: str, exclusive: bool
+    ) -> None:
         self._client = client
+        self._token = token
+        self._exclusive = exclusive
         self._transport = client.transport
         self._bucket = bucket
         self._key = key
@@ -64,11 +103,17 @@ class ResumableUpload(Upload):
         resource = await self._send(final, final=True)
         self._done = True
         if resource is None:  # the answer was lost after GCS finished: ask for the object
-            meta = await self._client.head(self._bucket, self._key)
-            if meta is None:
-                raise os_error(OSError, "write", self._path, "upload vanished", code=errno.EIO)
-            crc = (meta.checksum or "").removeprefix("crc32c:")
-            resource = {"crc32c": crc, "generation": meta.version}
+            resource, exists = await written_object(
+                self._client, self._bucket, self._key, self._token
+            )
+            if resource is None and exists and self._exclusive:
+                raise os_error(FileExistsError, "write", self._path)
+            if resource is None:
+                raise os_error(
+                    OSError, "write", self._path,
+                    "the upload session ended, but the object is not the one it was sent",
+                    code=errno.EIO,
+                )  # fmt: skip
         await self._client.check_upload(self._bucket, self._key, resource, self._crc)
 
     async def _send(self, data: bytes, *, final: bool) -> dict[str, Any] | None:
@@ -76,7 +121,8 @@ class ResumableUpload(Upload):
 
         Returns:
             The object resource once the final piece is in (``None`` when the
-            session finished but its answer was lost, and for other chunks).
+            session finished, or is gone, but its answer was lost; and for other
+            chunks).
         """
         view = memoryview(data)
         crc_after = crc32c_combine(self._crc, crc32c(data), len(data)) if data else self._crc
@@ -88,8 +134,13 @@ class ResumableUpload(Upload):
             nonlocal view, sent_from, resume
             if resume:  # an attempt failed: how far did GCS get?
                 persisted = await self._persisted()
-                if persisted is None:  # the session finished meanwhile
+                if persisted is None and final:  # it finished: complete() looks at the object
                     return None
+                if persisted is None:
+                    raise os_error(
+                        OSError, "write", self._path,
+                        "the upload session ended before its last chunk", code=errno.EIO,
+                    )  # fmt: skip
                 skip = persisted - sent_from
                 if skip < 0 or skip > len(view):
                     raise os_error(
@@ -118,8 +169,14 @@ class ResumableUpload(Upload):
         if total is not None:
             headers["X-Goog-Hash"] = f"crc32c={b64_crc32c(crc)}"
         resp = await self._transport.send(
-            "PUT", self._url, headers=headers, body=view, nbytes=len(view)
+            "PUT", self._url, headers=headers, body=view, nbytes=len(view), ok=(404, 410)
         )
+        if resp.status in (404, 410):  # the session is gone: finished (its answer lost), or not
+            if total is None:
+                raise os_error(
+                    OSError, "write", self._path, "the upload session is gone", code=errno.EIO
+                )
+            return None  # complete() looks at the object
         if resp.status == 308:
             if total is not None:
                 raise os_error(
@@ -139,9 +196,9 @@ class ResumableUpload(Upload):
         return resource
 
     async def _persisted(self) -> int | None:
-        """How many bytes the session holds (``None``: it is finished)."""
+        """How many bytes the session holds (``None``: it is finished, or gone)."""
         resp = await self._transport.send(
-            "PUT", self._url, headers={"Content-Range": "bytes */*"}, body=b""
+            "PUT", self._url, headers={"Content-Range": "bytes */*"}, body=b"", ok=(404, 410)
         )
         return persisted_bytes(resp.headers) if resp.status == 308 else None
 

@@ -32,7 +32,6 @@ import functools
 import io
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -42,24 +41,16 @@ from botocore.exceptions import HTTPClientError
 
 from .._concurrency import shielded
 from ._objectstore import Upload
-from ._objectstore._client import SendBody, send_bounded
+from ._objectstore._client import WRITE_TOKEN, SendBody, send_bounded
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
 
     from .s3 import S3Client
 
-__all__ = ["WRITE_TOKEN", "BoundedSession", "Creation", "S3Upload", "abort_orphans", "token_of"]
+__all__ = ["BoundedSession", "Creation", "S3Upload", "abort_orphans", "token_of"]
 
 logger = logging.getLogger("artifactio.s3")
-
-WRITE_TOKEN = "artifactio-write"
-"""The metadata key of a write's token (sent as ``x-amz-meta-artifactio-write``)."""
-
-
-def new_token() -> str:
-    """A fresh write token."""
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

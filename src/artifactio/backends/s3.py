@@ -69,15 +69,8 @@ from ._objectstore import (
     redact_url,
     release_session,
 )
-from ._s3_upload import (
-    WRITE_TOKEN,
-    BoundedSession,
-    Creation,
-    S3Upload,
-    abort_orphans,
-    new_token,
-    token_of,
-)
+from ._objectstore._client import WRITE_TOKEN, new_token
+from ._s3_upload import BoundedSession, Creation, S3Upload, abort_orphans, token_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import errno
 import math
+import sys
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,10 +43,12 @@ __all__ = [
     "ObjectClient",
     "ObjectMeta",
     "ObjectRead",
+    "WRITE_TOKEN",
     "SendBody",
     "Upload",
     "object_changed",
     "read_body",
+    "new_token",
     "send_bounded",
 ]
 
@@ -55,6 +59,11 @@ LIST_PAGE = 1000
 
 _BODY_CHUNK = 1 << 20
 """Bytes asked for per read of a response body (:func:`read_body`)."""
+
+WRITE_TOKEN = "artifactio-write"
+"""The metadata key of a write's token: a random value one write puts on the object
+it makes, so that when a repeated request is refused because of what its own first
+attempt did (the answer was lost), the write can recognise its own object."""
 
 _SEND_PIECE = 64 * 1024
 """Bytes handed to the connection per write of a request body (:class:`SendBody`)."""
@@ -366,6 +375,7 @@ class SendBody(aiohttp.payload.Payload):
     """
 
     _autoclose = True
+    _transport: asyncio.BaseTransport | None = None
 
     def __init__(
         self,
@@ -388,11 +398,34 @@ class SendBody(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._transport = getattr(writer, "transport", None)
         async for piece in self._pieces(content_length):
             await writer.write(piece)
             self.on_progress()
         self.sent = True
         self.on_progress()
+
+    def delivered(self) -> bool:
+        """Whether the server's host has the whole body (it may be acting on it).
+
+        The body was written and the connection's send queue is empty: the peer's
+        TCP acknowledged every byte (Linux's ``SIOCOUTQ``; where the queue cannot
+        be read, a body is never taken as delivered).
+        """
+        transport = self._transport
+        if not self.sent or not isinstance(transport, asyncio.WriteTransport):
+            return False
+        if transport.get_write_buffer_size():
+            return False
+        sock = transport.get_extra_info("socket")
+        try:
+            import fcntl  # here: Windows has neither
+            import termios
+
+            queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except (ImportError, AttributeError, OSError, ValueError):
+            return False
+        return int.from_bytes(queued, sys.byteorder, signed=True) == 0
 
     async def _pieces(self, limit: int | None) -> AsyncIterator[bytes | memoryview]:
         if self._size is None:  # a stream
@@ -423,11 +456,12 @@ async def send_bounded(
       when the body does not move for ``idle`` seconds (the connection and a
       ``100 Continue`` get ``connect_timeout`` more); the answer is then aiohttp's
       to bound;
-    - cancelled before the whole body is on the wire, the attempt ends at once:
-      the server cannot act on part of a body. Cancelled after, it first waits (at
-      most ``idle`` seconds) for the answer, since the server may be acting on the
-      request: whoever cancelled (a writer aborting its upload) can then rely on
-      the request being over, e.g. on no part landing after the abort.
+    - cancelled before the server's host has the whole body
+      (:meth:`SendBody.delivered`), the attempt ends at once: the server cannot
+      act on part of a body. Cancelled after, it first waits (at most ``idle``
+      seconds) for the answer, since the server may be acting on the request:
+      whoever cancelled (a writer aborting its upload) can then rely on the
+      request being over, e.g. on no part landing after the abort.
 
     Args:
         attempt: Sends the request with ``body`` and returns what it answers.
@@ -446,7 +480,7 @@ async def send_bounded(
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         with shielded():
-            if body.sent and not task.done():
+            if not task.done() and body.delivered():
                 await asyncio.wait({task}, timeout=idle)
             task.cancel()
             await asyncio.wait({task})
@@ -466,3 +500,8 @@ async def _watch_body(
         body.on_progress = progress
         return await attempt()
     raise TimeoutError(f"the server took no request bytes for {idle:g} s")
+
+
+def new_token() -> str:
+    """A fresh write token (see :data:`WRITE_TOKEN`)."""
+    return uuid.uuid4().hex
