@@ -176,7 +176,8 @@ class Transport:
         """
         sent = await self._credentials.headers()
         sent.update(headers or {})
-        payload = SendBody(body) if body is not None and len(body) else None
+        # Not replayed by aiohttp behind call()'s back: call() knows what a repeat means.
+        payload = SendBody(body, replayable=False) if body is not None and len(body) else None
 
         async def attempt() -> Response:
             async with self._session.request(

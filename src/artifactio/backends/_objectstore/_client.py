@@ -369,6 +369,11 @@ class SendBody(aiohttp.payload.Payload):
     Args:
         value: The body.
         content_type: Its ``Content-Type`` (when the request has none).
+        replayable: Whether aiohttp may send it again by itself, when a kept-alive
+            connection turns out closed. Say ``False`` when the caller's own retries
+            must see every failure, because a repeat means something (a GCS chunk
+            resumes where its session stands; sent again blindly, an emulator
+            appends it twice).
 
     Attributes:
         sent: Every byte of the body was handed to the connection.
@@ -382,8 +387,10 @@ class SendBody(aiohttp.payload.Payload):
         value: bytes | bytearray | memoryview | AsyncIterable[bytes],
         *,
         content_type: str = "application/octet-stream",
+        replayable: bool = True,
     ) -> None:
         super().__init__(value, content_type=content_type)
+        self._replayable = replayable
         if isinstance(value, (bytes, bytearray, memoryview)):
             self._size: int | None = memoryview(value).nbytes
         self.sent = False
@@ -398,6 +405,7 @@ class SendBody(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._consumed = not self._replayable  # aiohttp replays only bodies not consumed
         self._transport = getattr(writer, "transport", None)
         async for piece in self._pieces(content_length):
             await writer.write(piece)
