@@ -27,6 +27,7 @@ request, and the repeat meets the first attempt's work:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import io
@@ -37,7 +38,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from aiobotocore.httpsession import AIOHTTPSession
-from botocore.exceptions import HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
 
 from .._concurrency import shielded
 from ._objectstore import Upload
@@ -48,7 +49,14 @@ if TYPE_CHECKING:
 
     from .s3 import S3Client
 
-__all__ = ["BoundedSession", "Creation", "S3Upload", "abort_orphans", "token_of"]
+__all__ = [
+    "BoundedSession",
+    "Creation",
+    "S3Upload",
+    "abort_orphans",
+    "create_upload",
+    "token_of",
+]
 
 logger = logging.getLogger("artifactio.s3")
 
@@ -68,6 +76,83 @@ class Creation:
     started: float
     ended: float
     repeated: bool
+
+
+async def create_upload(
+    client: S3Client, op: str, bucket: str, key: str, **extra: Any
+) -> tuple[str, Creation]:
+    """Start a multipart upload; its id, and how the create went.
+
+    The request runs shielded: if the caller is cancelled meanwhile, the upload
+    the server may still make is aborted as soon as its id is known. When the
+    create fails, or is cancelled, after botocore repeated it, the uploads that
+    lost answers left behind are aborted too (:func:`abort_orphans`); after a
+    repeated create that succeeded, that is for the caller to do once its write
+    ends (:class:`S3Upload` does).
+
+    Args:
+        client: The client.
+        op: The operation, for messages (``"write"``, ``"copy"``).
+        bucket: The bucket.
+        key: The key.
+        **extra: More ``CreateMultipartUpload`` parameters.
+    """
+    started = time.monotonic()
+    starting = asyncio.get_running_loop().create_task(
+        client.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+    )
+    with client.map_errors(op, bucket, key):
+        try:
+            created = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(
+                functools.partial(_after_cancelled_create, client, bucket, key, started)
+            )
+            raise
+        except Exception as exc:
+            creation = Creation(started, time.monotonic(), _maybe_repeated(exc))
+            if creation.repeated:
+                await abort_orphans(client, bucket, key, creation, None)
+            raise
+    repeated = created.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+    return str(created["UploadId"]), Creation(started, time.monotonic(), repeated)
+
+
+def _maybe_repeated(exc: BaseException) -> bool:
+    """Whether a failed request may have acted more than once (botocore repeated it).
+
+    Only an error answer to a first attempt rules that out.
+    """
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
+    return True
+
+
+def _after_cancelled_create(
+    client: S3Client, bucket: str, key: str, started: float, task: asyncio.Task[Any]
+) -> None:
+    """The create of a cancelled writer ended: abort what it made (in the background)."""
+    if task.cancelled():
+        return
+    failure = task.exception()
+    if failure is not None and not _maybe_repeated(failure):
+        return
+    upload_id = None if failure is not None else str(task.result()["UploadId"])
+    creation = Creation(started, time.monotonic(), True)
+    client.track(
+        asyncio.get_running_loop().create_task(
+            _abort_created(client, bucket, key, upload_id, creation)
+        )
+    )
+
+
+async def _abort_created(
+    client: S3Client, bucket: str, key: str, upload_id: str | None, creation: Creation
+) -> None:
+    """Abort an upload a cancelled writer never learned of, and any orphans of its create."""
+    if upload_id is not None:
+        await client.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    await abort_orphans(client, bucket, key, creation, upload_id)
 
 
 async def token_of(client: S3Client, bucket: str, key: str) -> str | None:

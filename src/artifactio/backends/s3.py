@@ -15,6 +15,10 @@ What it asks of the server:
   it is being read fails with ``OSError(ESTALE)`` instead of mixing versions.
 - ``copyfile`` and ``rename`` use ``CopyObject`` (``UploadPartCopy`` in parts
   above 5 GiB): no data passes through the client.
+- Multipart uploads and ``x``-mode ``PutObject`` carry a write token in their
+  metadata (``x-amz-meta-artifactio-write``), and request bodies are sent under
+  a stall bound: see :mod:`._s3_upload`, which also aborts the uploads that
+  lost answers to a repeated ``CreateMultipartUpload`` left behind.
 
 Credentials: ``key``/``secret``/``token`` when given, else the standard AWS
 chain (environment, config files, instance roles). The endpoint: ``endpoint_url``,
@@ -31,7 +35,6 @@ import logging
 import os
 import re
 import threading
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
@@ -70,7 +73,7 @@ from ._objectstore import (
     release_session,
 )
 from ._objectstore._client import WRITE_TOKEN, new_token
-from ._s3_upload import BoundedSession, Creation, S3Upload, abort_orphans, token_of
+from ._s3_upload import BoundedSession, S3Upload, abort_orphans, create_upload, token_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -214,16 +217,6 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Message", ""))
     return ""
-
-
-def _maybe_repeated(exc: BaseException) -> bool:
-    """Whether a failed request may have acted more than once (botocore repeated it).
-
-    Only an error answer to a first attempt rules that out.
-    """
-    if isinstance(exc, ClientError):
-        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
-    return True
 
 
 def _etag(value: object) -> str | None:
@@ -408,59 +401,10 @@ class S3Client(ObjectClient):
                     raise
                 await self._copy_in_parts(bucket, src, dst, meta.size)
 
-    async def _create_upload(
-        self, op: str, bucket: str, key: str, **extra: Any
-    ) -> tuple[str, Creation]:
-        """Start a multipart upload; its id, and how the create went.
-
-        The request runs shielded: if the caller is cancelled meanwhile, the upload
-        the server may still make is aborted as soon as its id is known. When the
-        create fails, or is cancelled, after botocore repeated it, the uploads that
-        lost answers left behind are aborted too (:func:`abort_orphans`); after a
-        repeated create that succeeded, that is for the caller to do once its write
-        ends.
-        """
-        started = time.monotonic()
-        starting = asyncio.get_running_loop().create_task(
-            self.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)
-        )
-        with self.map_errors(op, bucket, key):
-            try:
-                created = await asyncio.shield(starting)
-            except asyncio.CancelledError:
-                starting.add_done_callback(
-                    lambda task: self._abort_orphan(task, bucket, key, started)
-                )
-                raise
-            except Exception as exc:
-                creation = Creation(started, time.monotonic(), _maybe_repeated(exc))
-                if creation.repeated:
-                    await abort_orphans(self, bucket, key, creation, None)
-                raise
-        repeated = created.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
-        return str(created["UploadId"]), Creation(started, time.monotonic(), repeated)
-
-    def _abort_orphan(self, task: asyncio.Task[Any], bucket: str, key: str, started: float) -> None:
-        if task.cancelled():
-            return
-        failure = task.exception()
-        creation = Creation(started, time.monotonic(), True)
-        upload_id = None if failure is not None else str(task.result()["UploadId"])
-        if failure is not None and not _maybe_repeated(failure):
-            return
-        orphan = asyncio.get_running_loop().create_task(
-            self._abort_created(bucket, key, upload_id, creation)
-        )
-        self._orphans.add(orphan)
-        orphan.add_done_callback(self._orphan_done)
-
-    async def _abort_created(
-        self, bucket: str, key: str, upload_id: str | None, creation: Creation
-    ) -> None:
-        """Abort an upload a cancelled writer never learned of, and any orphans of its create."""
-        if upload_id is not None:
-            await self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        await abort_orphans(self, bucket, key, creation, upload_id)
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep a clean-up task until it ends (``aclose`` waits for it); log its failure."""
+        self._orphans.add(task)
+        task.add_done_callback(self._orphan_done)
 
     def _orphan_done(self, task: asyncio.Task[Any]) -> None:
         self._orphans.discard(task)
@@ -469,7 +413,7 @@ class S3Client(ObjectClient):
 
     async def _copy_in_parts(self, bucket: str, src: str, dst: str, size: int) -> None:
         part = max(self._copy_part_size, -(-size // 10_000))
-        upload_id, creation = await self._create_upload("copy", bucket, dst)
+        upload_id, creation = await create_upload(self, "copy", bucket, dst)
         if creation.repeated:
             await abort_orphans(self, bucket, dst, creation, upload_id)
         etags: dict[int, str] = {}
@@ -538,8 +482,8 @@ class S3Client(ObjectClient):
     async def upload(self, bucket: str, key: str, *, exclusive: bool) -> S3Upload:
         token = new_token()
         with self.request("write"):
-            upload_id, creation = await self._create_upload(
-                "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata={WRITE_TOKEN: token}
+            upload_id, creation = await create_upload(
+                self, "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata={WRITE_TOKEN: token}
             )
         return S3Upload(
             self, bucket, key, upload_id,
