@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from artifactio.embedded import SeaweedFS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
@@ -22,6 +24,27 @@ def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_bulk_transfer_example_runs_with_no_arguments() -> None:
+    """With no argument it starts the embedded S3 server (or says why not) and stops it."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", str(ROOT / "examples" / "bulk_transfer.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "byte-identical: True" in out
+    assert "transferred 0 files" in out  # the second sync
+    if SeaweedFS.available():
+        started = re.search(r"started SeaweedFS \(pid (\d+)\)", out)
+        assert started, out
+        assert f"stopped SeaweedFS (pid {started[1]})" in out
+    else:
+        assert "SeaweedFS is not installed" in out
     assert "Warning" not in proc.stderr, proc.stderr
 
 
