@@ -1,4 +1,8 @@
-"""The generated sync facade is up to date and mirrors the async class."""
+"""The generated modules are up to date and mirror their async sources.
+
+The facade ``ArtifactStore`` mirrors ``AsyncArtifactStore``; ``artifactio.blocking``
+mirrors the bulk transfer functions of ``artifactio.transfer._api``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import artifactio.blocking
 from artifactio import ArtifactStore, AsyncArtifactStore
 from artifactio._codegen import (
     BANNER,
+    BLOCKING,
     SOURCE,
     TARGET,
     generate,
@@ -49,7 +55,7 @@ def test_check_command_passes_on_the_committed_file() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "up to date" in proc.stdout
+    assert proc.stdout.count("up to date") == 2, proc.stdout
 
 
 def test_check_fails_with_a_diff_and_write_repairs(
@@ -133,3 +139,63 @@ def test_layout_follows_the_project_ruff_settings() -> None:
     assert "    def exists(\n        self,\n        path: PathType,\n        *,\n" in generated
     assert "\n        follow_symlinks: bool = True,\n" in generated
     compile(generated, str(TARGET), "exec")
+
+
+# ------------------------------------------------------------ artifactio.blocking
+
+
+def test_committed_blocking_module_is_what_the_generator_writes() -> None:
+    generated = generate(BLOCKING.source.read_text(encoding="utf-8"), BLOCKING)
+    assert BLOCKING.target.read_text(encoding="utf-8") == generated, "stale: run the generator"
+    assert generated.startswith(BLOCKING.banner + "\n")
+    assert "await" not in generated
+
+
+@pytest.mark.parametrize("name", ["copy", "sync"])
+def test_blocking_twins_mirror_the_async_functions(name: str) -> None:
+    source = getattr(artifactio, name)
+    twin = getattr(artifactio.blocking, name)
+    assert inspect.iscoroutinefunction(source)
+    assert not inspect.iscoroutinefunction(twin)
+    assert twin.__name__ == name
+    assert twin.__module__ == "artifactio.blocking"
+    a_params = list(inspect.signature(source).parameters.values())
+    s_params = list(inspect.signature(twin).parameters.values())
+    assert [(p.name, p.kind, p.default, p.annotation) for p in a_params] == [
+        (p.name, p.kind, p.default, p.annotation) for p in s_params
+    ]
+    assert inspect.get_annotations(twin) == inspect.get_annotations(source)
+    assert twin.__doc__ == translate_docstring(source.__doc__, BLOCKING)
+    assert leftover_async_words(inspect.cleandoc(twin.__doc__)) == []
+    assert artifactio.blocking.__all__ == ["copy", "sync"]
+
+
+def test_blocking_docstring_rules() -> None:
+    text = "Like ``await artifactio.copy(a, b)``; see artifactio.sync and AsyncArtifactStore."
+    assert translate_docstring(text, BLOCKING) == (
+        "Like ``artifactio.blocking.copy(a, b)``; see artifactio.blocking.sync and ArtifactStore."
+    )
+    assert translate_docstring("artifactio.blocking.copy", BLOCKING) == "artifactio.blocking.copy"
+
+
+def test_generator_translates_changed_functions() -> None:
+    source = BLOCKING.source.read_text().replace(
+        "    recursive: bool = False,\n",
+        "    recursive: bool = False,\n    follow: bool = True,\n",
+    )
+    source += (
+        "\n\nasync def remove_all(target: Location) -> None:\n"
+        '    """Remove ``target``: ``await artifactio.remove_all(x)``."""\n'
+        "\n\nasync def _private() -> None:\n    pass\n"
+    )
+    generated = generate(source, BLOCKING)
+    assert "    follow: bool = True,\n" in generated
+    assert "        follow=follow,\n" in generated
+    assert "def remove_all(target: Location) -> None:" in generated
+    assert "    run(_api.remove_all, target)\n" in generated
+    assert "_private" not in generated
+    assert '__all__ = ["copy", "sync", "remove_all"]' in generated
+    with pytest.raises(ValueError, match="no public async function"):
+        generate("def plain() -> None: pass\n", BLOCKING)
+    with pytest.raises(ValueError, match="async generator"):
+        generate("async def gen() -> None:\n    yield\n", BLOCKING)
