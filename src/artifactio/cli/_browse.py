@@ -166,7 +166,7 @@ async def _rm(args: argparse.Namespace, store: AsyncArtifactStore, path: str) ->
     info = await store.stat(path)
     wanted = _filter(args)
     if info.is_dir and not args.recursive:
-        raise IsADirectoryError(f"rm: {info.path} is a directory (use -r)")
+        raise IsADirectoryError(f"{info.path} is a directory (use -r)")
     removed: int | None = None
 
     def would_remove(full: str) -> None:

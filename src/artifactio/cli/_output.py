@@ -60,8 +60,10 @@ def describe_error(exc: BaseException) -> str:
     text = str(exc)
     if not text:
         return type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is None and exc.errno:
-        text = exc.strerror
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        text = exc.strerror  # without the "[Errno N] " prefix
+        if exc.filename is not None:
+            text += f": {exc.filename!r}"
     return one_line(text)
 
 

@@ -41,7 +41,7 @@ async def run_transfer(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.clear()
-    return report_result(args.command, report, as_json=args.json)
+    return _print_report(args.command, report, as_json=args.json)
 
 
 async def _run(
@@ -74,7 +74,7 @@ async def _run(
     )
 
 
-def report_result(command: str, report: TransferReport, *, as_json: bool) -> int:
+def _print_report(command: str, report: TransferReport, *, as_json: bool) -> int:
     """Print the report (JSON on stdout if asked), failures and summary on stderr."""
     if as_json:
         print(report.to_json(), flush=True)

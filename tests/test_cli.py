@@ -1,0 +1,458 @@
+"""The ``artifactio`` command line: every command on local disks, S3 (SeaweedFS) and GCS.
+
+Most cases call :func:`artifactio.cli.main` in-process and read what it printed;
+a few run ``python -m artifactio`` as a real process, for exit statuses, the
+absence of tracebacks, and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from artifactio.cli import main
+from artifactio.cli._output import ProgressLine, human_size
+from artifactio.cli._parser import parse_size
+from artifactio.transfer import TransferProgress
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from artifactio.embedded import FakeGCSServer, SeaweedFS
+
+BUCKET = "artifactio-test"
+REPORT_FIELDS = {"transferred", "skipped", "failed", "bytes", "elapsed", "failures"}
+TREE = {
+    "a.txt": b"alpha\n",
+    "models/w.bin": bytes(range(256)) * 40,
+    "models/cache/tmp.bin": b"scratch",
+    "notes/readme.md": b"# notes\n",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)``: the exit status, stdout and stderr."""
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def make_tree(root: Path, files: dict[str, bytes] = TREE) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def tree_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "src")
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1048576", 1048576), ("8M", 8 * 2**20), ("64MiB", 64 * 2**20), ("512kb", 512 * 1024),
+     ("1.5G", 3 * 2**29), ("7B", 7)],
+)  # fmt: skip
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "12Q", "-1", "0", "1.5", "M", "8 MiBs"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_progress_line_redraws_in_place() -> None:
+    stream = io.StringIO()
+    line = ProgressLine(stream)
+    first = TransferProgress(files_done=1, files_total=4, bytes_done=1024, bytes_total=4096)
+    assert line.render(first, 1.0) == "1/4+ files  1.0 KiB/4.0 KiB+  1.0 KiB/s  ETA ?"
+    done = TransferProgress(4, 4, 4096, 4096, listing_done=True, failed=1)
+    assert line.render(done, 2.0) == "4/4 files  4.0 KiB/4.0 KiB  2.0 KiB/s  ETA 0:00  1 failed"
+    half = TransferProgress(2, 4, 2048 * 1024, 4096 * 1024, listing_done=True)
+    assert "ETA 0:10" in line.render(half, 10.0)
+    line.draw("a longer line")
+    line.draw("short")
+    line.clear()
+    assert stream.getvalue() == "\ra longer line\rshort        \r" + " " * 5 + "\r"
+    assert human_size(512) == "512 B"
+    assert human_size(3 * 2**30) == "3.0 GiB"
+
+
+# ------------------------------------------------------------------ local transfers
+
+
+def test_cp_recursive_then_sync_twice(
+    capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "dst"
+    status, out, err = run(capsys, "cp", "-r", str(src), str(dst))
+    assert (status, out) == (0, "")
+    assert tree_of(dst) == TREE
+    assert err.count("\n") == 1
+    assert err.startswith("artifactio cp: transferred 4 files")
+
+    (src / "a.txt").write_bytes(b"changed, and longer\n")
+    os.utime(src / "a.txt", (time.time() + 5, time.time() + 5))
+    status, out, err = run(capsys, "sync", "--json", str(src), str(dst))
+    report = json.loads(out)
+    assert status == 0
+    assert set(report) == REPORT_FIELDS
+    assert (report["transferred"], report["skipped"], report["failed"]) == (1, 3, 0)
+    assert "artifactio sync: transferred 1 files" in err
+
+    status, out, _ = run(capsys, "sync", "--json", "--checksum", str(src), str(dst))
+    assert (status, json.loads(out)["transferred"], json.loads(out)["skipped"]) == (0, 0, 4)
+
+
+def test_single_file_into_directory_and_relative_paths(
+    capsys: pytest.CaptureFixture[str], src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(src)
+    (src / "out").mkdir()
+    assert run(capsys, "cp", "a.txt", "out/")[0] == 0
+    assert (src / "out" / "a.txt").read_bytes() == b"alpha\n"
+
+
+def test_dry_run_writes_nothing(
+    capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "dst"
+    status, out, err = run(capsys, "cp", "-r", "--dry-run", "--json", str(src), str(dst))
+    assert status == 0
+    assert json.loads(out)["transferred"] == 4
+    assert "would transfer 4 files" in err
+    assert not dst.exists()
+
+    make_tree(dst, {"stale.txt": b"x"})
+    status, out, err = run(capsys, "sync", "--delete", "--dry-run", str(src), str(dst))
+    assert status == 0
+    assert "would delete 1" in err
+    assert tree_of(dst) == {"stale.txt": b"x"}
+    assert run(capsys, "sync", "--delete", str(src), str(dst))[0] == 0
+    assert tree_of(dst) == TREE
+
+
+def test_include_exclude(capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    argv = ["cp", "-r", "--include", "models", "--include", "*.txt", "--exclude", "**/cache/"]
+    assert run(capsys, *argv, str(src), str(dst))[0] == 0
+    assert set(tree_of(dst)) == {"a.txt", "models/w.bin"}
+    # The filters of ls and du are relative to the URI too.
+    assert run(capsys, "ls", "-r", "--exclude", "**/*.bin", str(src))[1] == (
+        "a.txt\nnotes/readme.md\n"
+    )
+    out = run(capsys, "du", "--json", "--include", "models", str(src))[1]
+    assert json.loads(out)["files"] == 2
+
+
+def test_progress_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+    src: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    status, _, err = run(capsys, "cp", "-r", str(src), str(tmp_path / "dst"))
+    assert status == 0
+    progress, summary = err.rsplit("\r", 1)
+    assert "4/4 files" in progress
+    assert summary.startswith("artifactio cp: transferred 4 files")
+    # With --json, no live line: only the summary.
+    status, _, err = run(capsys, "cp", "-r", "--json", str(src), str(tmp_path / "dst2"))
+    assert "\r" not in err
+
+
+def test_failures_are_listed(capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "models").write_bytes(b"a file where a directory should be")
+    status, out, err = run(capsys, "cp", "-r", "--json", str(src), str(dst))
+    report = json.loads(out)
+    assert status == 1
+    assert report["failed"] >= 1
+    failure = report["failures"][0]
+    assert f"{failure['path']}: " in err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ looking around
+
+
+def test_ls(capsys: pytest.CaptureFixture[str], src: Path) -> None:
+    assert run(capsys, "ls", str(src)) == (0, "a.txt\nmodels/\nnotes/\n", "")
+    recursive = run(capsys, "ls", "-r", str(src))[1].splitlines()
+    assert recursive == ["a.txt", "models/cache/tmp.bin", "models/w.bin", "notes/readme.md"]
+    long = run(capsys, "ls", "-l", str(src))[1].splitlines()
+    assert long[0].split()[0] == "6"
+    assert long[0].endswith("a.txt")
+    assert long[1].split()[0] == "DIR"
+    entries = json.loads(run(capsys, "ls", "--json", "-r", str(src / "models"))[1])
+    assert [(e["name"], e["size"], e["is_dir"]) for e in entries] == [
+        ("cache/tmp.bin", 7, False),
+        ("w.bin", 10240, False),
+    ]
+    assert entries[1]["path"] == f"{src}/models/w.bin"
+    assert run(capsys, "ls", str(src / "a.txt"))[1] == "a.txt\n"
+
+
+def test_du_stat_cat(capsys: pytest.CaptureFixture[str], src: Path) -> None:
+    total = sum(len(data) for data in TREE.values())
+    status, out, _ = run(capsys, "du", str(src))
+    assert status == 0
+    assert out.split("\t")[0] == str(total)
+    assert out.rstrip().endswith(f"4 files\t{src}")
+    assert json.loads(run(capsys, "du", "--json", str(src))[1]) == {
+        "path": str(src),
+        "bytes": total,
+        "files": 4,
+    }
+    info = json.loads(run(capsys, "stat", "--json", str(src / "a.txt"))[1])
+    assert (info["path"], info["size"], info["is_dir"]) == (f"{src}/a.txt", 6, False)
+    text = run(capsys, "stat", str(src / "models"))[1]
+    assert "type: directory" in text
+    assert run(capsys, "cat", str(src / "a.txt"))[1] == "alpha\n"
+
+
+def test_rm(capsys: pytest.CaptureFixture[str], src: Path) -> None:
+    status, out, _ = run(capsys, "rm", "-r", "--dry-run", str(src / "models"))
+    assert status == 0
+    assert out.splitlines() == [
+        f"would remove {src}/models/cache/tmp.bin",
+        f"would remove {src}/models/w.bin",
+        f"would remove {src}/models/",
+    ]
+    assert tree_of(src) == TREE
+    status, _, err = run(capsys, "rm", str(src / "models"))
+    assert status == 1
+    assert err == f"artifactio rm: {src}/models is a directory (use -r)\n"
+    status, out, _ = run(capsys, "rm", "-r", "--json", "--include", "**/*.bin", str(src / "models"))
+    assert json.loads(out)["removed"] == 2
+    assert run(capsys, "rm", str(src / "a.txt")) == (0, "", "")
+    assert run(capsys, "rm", "-r", str(src / "notes")) == (0, "", "")
+    assert tree_of(src) == {}
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["cp", "{tmp}/missing", "{tmp}/dst"], 1, "no such file or directory"),
+        (["ls", "{tmp}/missing"], 1, "no such file or directory"),
+        (["cat", "{tmp}"], 1, "s a directory"),
+        (["cp", "{tmp}", "{tmp}/../elsewhere"], 1, "recursive"),
+        (["cp", "ftp://host/x", "{tmp}/dst"], 2, "no backend for ftp://"),
+        (["cp", "--part-size", "12Q", "a", "b"], 2, "--part-size: expected a size"),
+        (["cp", "--concurrency", "0", "a", "b"], 2, "--concurrency: expected a whole number"),
+        (["sync", "--checksum", "--size-only", "a", "b"], 2, "not allowed with"),
+        (["cp", "-r", "--include", "../x", "{tmp}", "{tmp}/dst"], 2, "climbs above"),
+        (["ls", "gs://Bad_Bucket/x"], 2, "not a valid bucket name"),
+        (["frob"], 2, "invalid choice"),
+        (["cp", "only-one"], 2, "required: DST"),
+    ],
+)
+def test_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    status: int,
+    message: str,
+) -> None:
+    got, out, err = run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert got == status
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("artifactio")
+    assert message in err
+
+
+def test_option_values_are_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "pa55word-" + uuid.uuid4().hex
+    argv = ["ls", "--endpoint-url", f"ftp://user:{secret}@127.0.0.1", "s3://bucket/x"]
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert "endpoint_url" in err
+    assert secret not in err
+    status, _, err = run(capsys, "cp", "--part-size", secret, "a", "b")
+    assert status == 2
+    assert secret not in err
+
+
+# ------------------------------------------------------------------ S3 and GCS
+
+
+@pytest.fixture
+def aws_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials in the environment, as a user would set them; the endpoint to pass."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", seaweedfs.region)
+    return seaweedfs.endpoint_url
+
+
+@pytest.fixture
+def s3_uri(aws_env: str) -> str:
+    return f"s3://{BUCKET}/cli-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.mark.s3
+def test_s3_round_trip(
+    capsys: pytest.CaptureFixture[str], aws_env: str, s3_uri: str, src: Path, tmp_path: Path
+) -> None:
+    ep = ["--endpoint-url", aws_env]
+    status, out, _ = run(capsys, "cp", "-r", "--json", *ep, str(src), s3_uri + "/m")
+    assert (status, json.loads(out)["transferred"]) == (0, 4)
+    status, out, _ = run(capsys, "sync", "--json", *ep, str(src), s3_uri + "/m")
+    assert (status, json.loads(out)["transferred"], json.loads(out)["skipped"]) == (0, 0, 4)
+    # Inside one bucket (server-side), with a part size that S3 accepts.
+    status, out, _ = run(
+        capsys, "cp", "-r", "--part-size", "5MiB", *ep, s3_uri + "/m", s3_uri + "/copy"
+    )
+    assert status == 0
+    assert run(capsys, "ls", *ep, s3_uri + "/copy")[1] == "a.txt\nmodels/\nnotes/\n"
+    assert json.loads(run(capsys, "du", "--json", *ep, s3_uri + "/copy")[1])["files"] == 4
+    assert run(capsys, "cat", *ep, s3_uri + "/copy/a.txt")[1] == "alpha\n"
+    assert json.loads(run(capsys, "stat", "--json", *ep, s3_uri + "/copy/a.txt")[1])["size"] == 6
+    assert run(capsys, "cp", "-r", *ep, s3_uri + "/copy", str(tmp_path / "back"))[0] == 0
+    assert tree_of(tmp_path / "back") == TREE
+    assert run(capsys, "rm", "-r", *ep, s3_uri)[0] == 0
+    assert run(capsys, "ls", *ep, s3_uri)[0] == 1
+
+
+@pytest.mark.s3
+def test_s3_missing_bucket_and_bad_credentials(
+    capsys: pytest.CaptureFixture[str],
+    aws_env: str,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ep = ["--endpoint-url", aws_env]
+    status, _, err = run(capsys, "ls", *ep, "s3://no-such-bucket-cli/x")
+    assert status == 1
+    assert err.count("\n") == 1
+    assert "no-such-bucket-cli" in err
+    secret = "wrong-" + uuid.uuid4().hex
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    status, _, err = run(capsys, "ls", *ep, f"s3://{BUCKET}/x")
+    assert status == 1
+    assert err.count("\n") == 1
+    assert secret not in err
+
+
+@pytest.mark.gcs
+def test_gcs_sync_twice(
+    capsys: pytest.CaptureFixture[str], fake_gcs_server: FakeGCSServer, gcs_root: str, src: Path
+) -> None:
+    ep = ["--endpoint-url", fake_gcs_server.url]
+    status, out, _ = run(capsys, "sync", "--json", *ep, str(src), gcs_root)
+    assert (status, json.loads(out)["transferred"]) == (0, 4)
+    status, out, _ = run(capsys, "sync", "--json", *ep, str(src), gcs_root)
+    assert (status, json.loads(out)["transferred"]) == (0, 0)
+    assert run(capsys, "ls", "-r", *ep, gcs_root)[1].splitlines() == sorted(TREE)
+    assert run(capsys, "cat", *ep, gcs_root + "/notes/readme.md")[1] == "# notes\n"
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "artifactio", *argv],
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_subprocess_statuses(src: Path, tmp_path: Path) -> None:
+    done = _cli("cp", "-r", "--json", str(src), str(tmp_path / "dst"))
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == REPORT_FIELDS
+    assert _cli("cat", str(tmp_path / "dst" / "models" / "w.bin")).stdout == TREE["models/w.bin"]
+    for argv, status in [
+        (["cp", str(tmp_path / "missing"), str(tmp_path / "x")], 1),
+        (["ls", "nope://x"], 2),
+        (["cp", "--part-size", "big", "a", "b"], 2),
+        ([], 2),
+    ]:
+        failed = _cli(*argv)
+        assert failed.returncode == status, failed.stderr
+        assert b"Traceback" not in failed.stderr
+        assert failed.stderr.count(b"\n") == 1
+    assert _cli("--help").returncode == 0
+
+
+@pytest.mark.s3
+def test_ctrl_c_cancels_cleanly(aws_env: str, s3_uri: str, tmp_path: Path, raw_s3: Any) -> None:
+    big = make_tree(tmp_path / "big", {f"f{i:03d}.bin": os.urandom(256 * 1024) for i in range(200)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "artifactio",
+            "cp",
+            "-r",
+            "--concurrency",
+            "2",
+            "--endpoint-url",
+            aws_env,
+            str(big),
+            s3_uri,
+        ],  # fmt: skip
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    prefix = s3_uri.split("/", 3)[3] + "/"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+            if listed.get("KeyCount", 0) >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1] == "artifactio cp: interrupted"
+    assert b"Traceback" not in err
+    pending = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+    assert pending == []
+    listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    assert all(o["Size"] == 256 * 1024 for o in listed)
+    assert len(listed) < 200
+
+
+@pytest.fixture
+def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
+    client = seaweedfs._client()
+    yield client
+    client.close()
