@@ -315,8 +315,21 @@ def aws_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def s3_uri(aws_env: str) -> str:
-    return f"s3://{BUCKET}/cli-{uuid.uuid4().hex[:12]}"
+def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
+    """A plain botocore client on the server, to look behind the command's back."""
+    client = seaweedfs._client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def s3_uri(aws_env: str, raw_s3: Any) -> Iterator[str]:
+    """A fresh prefix in the session's bucket, emptied afterwards."""
+    prefix = f"cli-{uuid.uuid4().hex[:12]}"
+    yield f"s3://{BUCKET}/{prefix}"
+    listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
+    for obj in listed:
+        raw_s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
 
 
 @pytest.mark.s3
@@ -423,7 +436,7 @@ def test_ctrl_c_cancels_cleanly(aws_env: str, s3_uri: str, tmp_path: Path, raw_s
             aws_env,
             str(big),
             s3_uri,
-        ],  # fmt: skip
+        ],
         stderr=subprocess.PIPE,
         env=dict(os.environ),
     )
@@ -449,10 +462,3 @@ def test_ctrl_c_cancels_cleanly(aws_env: str, s3_uri: str, tmp_path: Path, raw_s
     listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     assert all(o["Size"] == 256 * 1024 for o in listed)
     assert len(listed) < 200
-
-
-@pytest.fixture
-def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
-    client = seaweedfs._client()
-    yield client
-    client.close()
