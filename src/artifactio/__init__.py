@@ -2,9 +2,11 @@
 
 ``open_store(uri)`` gives an :class:`AsyncArtifactStore` (awaitable methods);
 :class:`ArtifactStore` is the generated blocking facade with the same methods;
-:func:`copy` and :func:`sync` move many files between any two stores.
+:func:`copy` and :func:`sync` move many files between any two stores, and
+:mod:`artifactio.blocking` holds their generated blocking twins.
 """
 
+from . import blocking as blocking  # the blocking twins of copy/sync
 from ._config import GCSConfig, LocalConfig, MemoryConfig, S3Config, StoreConfig
 from ._entries import DirEntry, EntryInfo, StatResult
 from ._exceptions import (
