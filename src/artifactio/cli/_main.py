@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    except SystemExit as exc:  # --help, --version
+    except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
         return asyncio.run(_dispatch(args))
