@@ -281,3 +281,18 @@ def test_s3_from_inside_a_running_event_loop(
 
     report = asyncio.run(main())
     assert (report.transferred, report.failed) == (len(files), 0)
+
+
+def test_called_from_the_transfers_own_loop_thread_raises_instead_of_deadlocking(
+    tree: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    src, _ = tree
+
+    def progress(_: TransferProgress) -> None:  # runs on the shared loop thread
+        artifactio.blocking.copy(str(src), str(tmp_path / "inner"), recursive=True)
+
+    with pytest.raises(RuntimeError, match="own event loop thread"):
+        artifactio.blocking.copy(
+            str(src), str(tmp_path / "outer"), recursive=True, progress=progress
+        )
+    assert not (tmp_path / "inner").exists()
