@@ -1,0 +1,271 @@
+"""Bulk transfers when the network fails: the real servers behind a fault proxy.
+
+Each test puts a :class:`~_faults.FaultProxy` between the object store and the
+session's SeaweedFS (S3) or fake-gcs-server (GCS). What must hold:
+
+- through a proxy that resets a share of the connections and cuts answers
+  midway (seeded), a transfer of a few hundred files, one of them multipart,
+  completes, every object byte-identical (local → S3/GCS, and back);
+- when the server goes away midway (the proxy resets every request from the
+  Nth on), the transfer reports its failures instead of raising; with the
+  server back, ``sync`` finishes the rest and another ``sync`` moves nothing;
+- a transfer cancelled while a multipart/resumable upload (or a download into
+  a local file) is held on the wire leaves no partial object, no pending
+  upload and no temporary file.
+
+The clean-up requests of a failed write (S3's ``AbortMultipartUpload`` and its
+listings of orphaned uploads, GCS's session cancellation) get no faults: an abort
+that cannot reach the server leaves its upload pending, a documented limit. On
+GCS only the last chunk of a resumable upload gets faults, and only those after
+which the server has acted (see test_fault_run.py: fake-gcs-server cannot
+resume a session). Retries come from the stores (``retries``) and the engine
+(``retries=``); nothing here depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import artifactio
+from _faults import Action, Cut, Drop, FaultProxy, Request, Reset, StallResponse, StallUpload
+from artifactio.backends.gcs import GCSStore
+from artifactio.backends.local import LocalStore
+from artifactio.backends.s3 import S3Store
+from test_transfer import BUCKET, S3_PART, contents, fill, make_tree, pending_uploads
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from pathlib import Path
+
+    from artifactio import AsyncArtifactStore
+    from artifactio.embedded import FakeGCSServer, SeaweedFS
+
+SEED = int(os.environ.get("ARTIFACTIO_FAULT_SEED", "20240607"))
+FAULT_RATE = 0.1
+GCS_CHUNK = 256 * 1024
+
+
+@dataclass
+class Backend:
+    """One object-store server, reached directly or through a proxy."""
+
+    kind: str
+    url: str
+    root: str
+    options: Callable[..., dict[str, Any]]
+    raw_s3: Any = None
+
+    def store(self, proxy: FaultProxy | None = None, **options: Any) -> AsyncArtifactStore:
+        if proxy is not None:
+            options["endpoint_url"] = proxy.url
+        options.setdefault("part_size", S3_PART if self.kind == "s3" else GCS_CHUNK)
+        if self.kind == "s3":
+            return S3Store(self.root, **self.options(**options))
+        return GCSStore(self.root, **self.options(**options))
+
+    @property
+    def big(self) -> int:
+        """A size that takes three parts (S3) or four chunks (GCS)."""
+        return 2 * S3_PART + 17 if self.kind == "s3" else 3 * GCS_CHUNK + 17
+
+    def pending(self, store: AsyncArtifactStore) -> list[str]:
+        """Keys with a pending multipart upload below ``store`` (S3; GCS lists no sessions)."""
+        if not isinstance(store, S3Store):
+            return []
+        return pending_uploads(self.raw_s3, store)
+
+    def spared(self, request: Request, action: Action) -> bool:
+        """Whether ``request`` must get no ``action``: a write's clean-up, an unresumable chunk."""
+        target = request.target
+        if self.kind == "s3":
+            if request.method == "DELETE" and "uploadId=" in target:
+                return True
+            return request.method == "GET" and bool(re.search(r"[?&](uploads|uploadId=)", target))
+        if request.method == "DELETE" and "upload_id=" in target:
+            return True
+        if request.method == "PUT" and "upload_id=" in target:
+            last = not request.headers.get("Content-Range", "").endswith("/*")
+            return not (last and isinstance(action, (Drop, Cut)))
+        return False
+
+
+@pytest.fixture(
+    params=[pytest.param("s3", marks=pytest.mark.s3), pytest.param("gcs", marks=pytest.mark.gcs)]
+)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """S3 on a fresh prefix (emptied afterwards), or GCS in a fresh bucket."""
+    if request.param == "gcs":
+        server: FakeGCSServer = request.getfixturevalue("fake_gcs_server")
+        root = request.getfixturevalue("gcs_root")
+        yield Backend("gcs", server.url, root, server.store_options)
+        return
+    s3: SeaweedFS = request.getfixturevalue("seaweedfs")
+    raw = s3._client()
+    name = f"tf-{uuid.uuid4().hex[:12]}"
+    yield Backend("s3", s3.url, f"s3://{BUCKET}/{name}", s3.store_options, raw)
+    for upload in raw.list_multipart_uploads(Bucket=BUCKET, Prefix=name + "/").get("Uploads", []):
+        raw.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            raw.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+
+
+@pytest.fixture
+async def proxy(backend: Backend) -> AsyncIterator[FaultProxy]:
+    async with FaultProxy(backend.url) as p:
+        yield p
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[LocalStore]:
+    (tmp_path / "src").mkdir()
+    async with LocalStore(str(tmp_path / "src")) as store:
+        yield store
+
+
+def _flaky(backend: Backend, rng: random.Random) -> Callable[[Request], Action | None]:
+    """Resets, lost answers and answers cut midway, for a share of the requests."""
+
+    def decide(request: Request) -> Action | None:
+        if rng.random() >= FAULT_RATE:
+            return None
+        choices: list[Action] = [Reset(), Drop(), Drop(reset=True), Cut(rng.randrange(0, 600))]
+        action = rng.choice(choices)
+        return None if backend.spared(request, action) else action
+
+    return decide
+
+
+def held_key(store: AsyncArtifactStore) -> str:
+    """The big file's key in the bucket."""
+    return f"{store.root.removeprefix(f's3://{BUCKET}/')}/big/weights.bin"
+
+
+def _local_names(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()}
+
+
+# ----------------------------------------------------------------- a flaky network
+
+
+async def test_a_transfer_through_a_flaky_network_completes(
+    backend: Backend, proxy: FaultProxy, local: LocalStore, tmp_path: Path
+) -> None:
+    files = make_tree(count=150, big=backend.big, seed=SEED)
+    await fill(local, files)
+    proxy.add(_flaky(backend, random.Random(SEED)), times=None)
+    options = {"retries": 3, "read_timeout": 10}
+    async with backend.store(proxy, **options) as store, backend.store() as direct:
+        report = await artifactio.copy(
+            (local, "."), (store, "."), recursive=True, concurrency=16, retries=5
+        )
+        assert report.failures == []
+        assert report.transferred == len(files)
+        assert await contents(direct) == files
+        assert backend.pending(direct) == []
+
+        back = tmp_path / "back"
+        report = await artifactio.sync((store, "."), str(back), concurrency=16, retries=5)
+        assert report.failures == []
+        assert report.transferred == len(files)
+    async with LocalStore(str(back)) as returned:
+        assert await contents(returned) == files
+    assert len(proxy.faults) > 10, "the run injected too few faults"
+    import collections
+
+    print("FAULTS", collections.Counter((r.method, type(a).__name__) for r, a in proxy.faults))
+
+
+# ----------------------------------------------------------------- the server goes away
+
+
+async def test_the_server_going_away_is_reported_then_sync_finishes(
+    backend: Backend, proxy: FaultProxy, local: LocalStore
+) -> None:
+    files = make_tree(count=200, seed=SEED)
+    await fill(local, files)
+    down = proxy.add(Reset(), nth=60, times=None)  # the 60th request on finds no server
+    async with backend.store(proxy, retries=0) as store:
+        report = await artifactio.sync((local, "."), (store, "."), concurrency=8, retries=1)
+        assert down.hits > 0
+        assert report.failed > 0
+        assert len(report.failures) == report.failed
+        assert all(f["path"] and "Error" in f["error"] for f in report.failures)
+        assert report.transferred < len(files)
+
+        proxy.clear()  # the server is back
+        rest = await artifactio.sync((local, "."), (store, "."), concurrency=8, retries=1)
+        assert rest.failures == []
+        assert rest.transferred + rest.skipped == len(files)
+        assert rest.skipped >= report.transferred  # a failed file may have landed whole
+        again = await artifactio.sync((local, "."), (store, "."))
+        assert (again.transferred, again.skipped, again.failed) == (0, len(files), 0)
+    async with backend.store() as direct:
+        assert await contents(direct) == files
+
+
+# ----------------------------------------------------------------- cancelled midway
+
+
+async def test_cancelled_upload_leaves_no_partial_object_or_pending_upload(
+    backend: Backend, proxy: FaultProxy, local: LocalStore
+) -> None:
+    files = make_tree(count=120, big=backend.big, seed=SEED)
+    await fill(local, files)
+    if backend.kind == "s3":
+        held = proxy.add(StallUpload(), method="PUT", target=r"big/weights\.bin\?.*partNumber=2\b")
+    else:
+        held = proxy.add(StallUpload(), method="PUT", target=r"upload_id=", nth=2)
+    async with backend.store(proxy, retries=1) as store, backend.store() as direct:
+        copying = asyncio.ensure_future(
+            artifactio.copy((local, "."), (store, "."), recursive=True, concurrency=8)
+        )
+        await asyncio.wait_for(held.fired.wait(), 60)  # part 2 of the big file is on the wire
+        if backend.kind == "s3":
+            assert backend.pending(direct) == [held_key(direct)]
+        copying.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copying
+        landed = await contents(direct)
+        assert "big/weights.bin" not in landed
+        assert all(files[path] == data for path, data in landed.items())
+        assert len(landed) < len(files)
+        assert backend.pending(direct) == []
+
+
+async def test_cancelled_download_leaves_no_temporary_or_partial_file(
+    backend: Backend, proxy: FaultProxy, local: LocalStore, tmp_path: Path
+) -> None:
+    files = make_tree(count=120, big=backend.big, seed=SEED)
+    await fill(local, files)
+    big = r"big/weights\.bin" if backend.kind == "s3" else r"big%2Fweights\.bin\?.*alt=media"
+    out = tmp_path / "out"
+    async with backend.store() as direct:
+        report = await artifactio.copy((local, "."), (direct, "."), recursive=True)
+        assert report.transferred == len(files)
+    # Reads come in ranges of part_size; the first is fetched before the destination file
+    # opens, so holding the second catches the download with its temporary file open.
+    held = proxy.add(StallResponse(), method="GET", target=big, nth=2, times=None)
+    async with backend.store(proxy, retries=1) as store:
+        copying = asyncio.ensure_future(
+            artifactio.copy((store, "."), str(out), recursive=True, concurrency=8)
+        )
+        await asyncio.wait_for(held.fired.wait(), 60)
+        while not list(out.rglob(".weights.bin.*.tmp")):  # its temporary file is there
+            await asyncio.sleep(0.02)
+        copying.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copying
+    names = _local_names(out)
+    assert "big/weights.bin" not in names
+    assert all((out / n).read_bytes() == files.get(n) for n in names)  # no temporary file
+    assert len(names) < len(files)
