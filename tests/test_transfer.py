@@ -276,10 +276,10 @@ class ListingCounter(MemoryStore):
     def __init__(self, root: str) -> None:
         super().__init__(root)
         self.listed: list[str] = []
-        self.looked_up = 0
+        self.looked_up: list[str] = []
 
     async def _info(self, key: str) -> EntryInfo | None:
-        self.looked_up += 1
+        self.looked_up.append(key)
         return await super()._info(key)
 
     async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
@@ -298,11 +298,57 @@ async def test_the_destination_is_listed_once_per_level_not_probed_per_file(
         await artifactio.copy((memory, "src"), (dst, "."), recursive=True)
         assert dst.listed == [""]  # the top; the levels below were new: nothing to list
         dst.listed.clear()
-        dst.looked_up = 0
+        dst.looked_up.clear()
         report = await artifactio.sync((memory, "src"), (dst, "."))
         assert counts(report) == (0, len(files), 0, 0)
         assert sorted(dst.listed) == sorted(levels)
-        assert dst.looked_up == 1  # where the destination is; no file was looked up
+        assert dst.looked_up == [""]  # where the destination is; no file was looked up
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+async def test_files_are_written_without_a_probe_and_checked_once(
+    memory: MemoryStore, memory_root: str, overwrite: bool
+) -> None:
+    files = {f"f{i:02d}.bin": bytes([i]) * i for i in range(20)}
+    await fill(memory, {f"src/{k}": v for k, v in files.items()})
+    async with ListingCounter(f"{memory_root}/dst") as dst:
+        await dst.write_bytes("out/f00.bin", b"old")  # an existing directory, one file in it
+        dst.looked_up.clear()
+        report = await artifactio.copy(
+            (memory, "src"), (dst, "out"), recursive=True, overwrite=overwrite
+        )
+        moved = files if overwrite else {k: v for k, v in files.items() if k != "f00.bin"}
+        assert counts(report) == (
+            len(moved),
+            len(files) - len(moved),
+            0,
+            sum(map(len, moved.values())),
+        )
+        assert dst.listed == ["out"]
+        # Where the destination is, then each written file once: the check after the
+        # write. Opening the writers looked nothing up (the listing had answered).
+        assert sorted(dst.looked_up) == ["out", *(f"out/{name}" for name in sorted(moved))]
+        assert await contents(dst, "out") == (files if overwrite else {**files, "f00.bin": b"old"})
+
+
+class StaleLocal(LocalStore):
+    """Lists every directory as empty, as if what is there appeared after the listing."""
+
+    async def _scandir(self, key: str) -> AsyncIterator[list[DirEntry]]:
+        yield []
+
+
+async def test_a_directory_the_listing_missed_is_not_written_over(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    await memory.write_bytes("src/a.bin", b"data")
+    (tmp_path / "out" / "a.bin").mkdir(parents=True)
+    async with StaleLocal(str(tmp_path)) as dst:
+        report = await artifactio.copy((memory, "src"), (dst, "out"), recursive=True)
+    assert counts(report) == (0, 0, 1, 0)
+    assert report.failures[0]["error"].startswith("IsADirectoryError")
+    assert (tmp_path / "out" / "a.bin").is_dir()
+    assert os.listdir(tmp_path / "out") == ["a.bin"]  # no temporary file left
 
 
 class PagedSource(MemoryStore):

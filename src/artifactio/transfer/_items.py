@@ -5,11 +5,14 @@ Moving a file:
 - *Server-side*, when both ends are the same store object: ``store.copyfile``
   (S3 ``CopyObject``, GCS ``rewrite``, a local or in-memory copy).
 - Otherwise *streamed*: the source is read ``part_size`` bytes at a time and
-  written to the destination through ``store.open(..., "wb")``. That write is
-  all or nothing: a failure or a cancellation leaves the old destination file
-  (or none), no temporary file and no pending upload. ``copy(overwrite=False)``
-  writes with ``"xb"``, so a file that appeared meanwhile is not replaced (it
-  counts as skipped).
+  written to the destination through the same writer ``store.open(..., "wb")``
+  gives, opened without ``open``'s look at the path (the walk's listing of the
+  destination already showed it is not a directory; see
+  :meth:`._endpoints.Endpoint.open_writer`). That write is all or nothing: a
+  failure or a cancellation leaves the old destination file (or none), no
+  temporary file and no pending upload. ``copy(overwrite=False)`` writes with
+  ``"xb"``, so a file that appeared meanwhile is not replaced (it counts as
+  skipped).
 
 Every moved file is then verified: the destination's ``stat`` must show the
 size that was read from the source, and its checksum, where the destination
@@ -140,29 +143,32 @@ class ItemRunner:
                 size = await self._verify_copy(source, target)
                 item.advance(size)
                 return size
-            return await self._stream(source, target, item)
+            return await self._stream(action.path, item)
         except FileExistsError:
             if self._exclusive:
                 return None
             raise
 
-    async def _stream(self, source: str, target: str, item: ItemProgress) -> int:
+    async def _stream(self, rel: str, item: ItemProgress) -> int:
         digests = [Digest(name) for name in self._algorithms]
         part = self.plan.part_size
         moved = 0
-        async with self.src.store.open(source, "rb") as reader:
-            mode = "xb" if self._exclusive else "wb"
-            async with self.dst.store.open(target, mode) as writer:
-                while True:
-                    chunk: bytes = await reader.read(part)
-                    if not chunk:
-                        break
-                    for digest in digests:
-                        digest.update(chunk)
-                    await writer.write(chunk)
-                    moved += len(chunk)
-                    item.advance(len(chunk))
-        await self._verify(target, moved, digests)
+        # The walk listed the destination: rel is no directory there (else it was a
+        # conflict), so the writer opens without looking at it again.
+        async with (
+            self.src.store.open(self.src.full(rel), "rb") as reader,
+            await self.dst.open_writer(rel, exclusive=self._exclusive) as writer,
+        ):
+            while True:
+                chunk: bytes = await reader.read(part)
+                if not chunk:
+                    break
+                for digest in digests:
+                    digest.update(chunk)
+                await writer.write(chunk)
+                moved += len(chunk)
+                item.advance(len(chunk))
+        await self._verify(self.dst.full(rel), moved, digests)
         return moved
 
     async def _verify(self, target: str, size: int, digests: list[Digest]) -> None:

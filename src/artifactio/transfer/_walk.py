@@ -12,8 +12,10 @@ names already planned are not planned twice). One that still fails is recorded
 as a failure of that directory and the walk goes on with the next one.
 
 This module and :mod:`._endpoints` are the only parts of the transfer package
-that use the stores' primitives (``_info``, ``_scandir``): entries with sizes and
-times, a page at a time, which the public ``walk`` does not give.
+that use the stores' primitives: ``_info`` and ``_scandir`` here (entries with
+sizes and times, a page at a time, which the public ``walk`` does not give),
+``_open_writer`` there (a writer opened without probing a path these listings
+already showed is no directory).
 """
 
 from __future__ import annotations
