@@ -2,8 +2,8 @@
 
 A backend's test module subclasses :class:`ClosingTests` and provides one fixture,
 ``closing``, returning a :class:`ClosingBackend`. The tests put a
-:class:`~_relay.StallingRelay` between the store and its real server, so an
-answer can be held back mid-body while the store closes.
+:class:`~_faults.FaultProxy` between the store and its real server, so the answer
+to a read can be held back mid-body while the store closes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import artifactio
-from _relay import StallingRelay
+from _faults import FaultProxy, Request, Rule, StallResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -36,8 +36,8 @@ class ClosingBackend:
             (``endpoint_url`` among them) that override the backend's defaults.
         read_size: A payload size that one ranged GET reads whole.
         part_size: A part size for writes: a write of more goes up in the background.
-        stall_after: Bytes of an answer to let through before holding the rest back
-            (the head and the start of the body).
+        stall_after: Body bytes of a read's answer to let through before holding the
+            rest back.
     """
 
     root: str
@@ -46,6 +46,15 @@ class ClosingBackend:
     read_size: int
     part_size: int
     stall_after: int
+
+
+def _stall_read(proxy: FaultProxy, closing: ClosingBackend) -> Rule:
+    """Hold back the next answer to a read of ``big.bin`` after ``stall_after`` body bytes."""
+
+    def is_read(request: Request) -> bool:  # the object's bytes, not its metadata
+        return request.path.endswith("big.bin") and "alt=json" not in request.target
+
+    return proxy.add(StallResponse(after=closing.stall_after), method="GET", where=is_read)
 
 
 async def _until_closing(store: artifactio.AsyncArtifactStore) -> None:
@@ -57,37 +66,37 @@ class ClosingTests:
     """What ``aclose()`` does to requests in flight and to files opened before it."""
 
     @pytest.fixture
-    async def relay(self, closing: ClosingBackend) -> AsyncIterator[StallingRelay]:
-        async with StallingRelay(closing.url) as r:
-            yield r
+    async def proxy(self, closing: ClosingBackend) -> AsyncIterator[FaultProxy]:
+        async with FaultProxy(closing.url) as proxy:
+            yield proxy
 
     async def test_aclose_lets_a_read_in_flight_finish(
-        self, closing: ClosingBackend, relay: StallingRelay
+        self, closing: ClosingBackend, proxy: FaultProxy
     ) -> None:
         data = os.urandom(closing.read_size)
-        store = closing.new_store(endpoint_url=relay.url)
+        store = closing.new_store(endpoint_url=proxy.url)
         await store.write_bytes("big.bin", data)
-        relay.stall_after(closing.stall_after)
+        stall = _stall_read(proxy, closing)
         reader = asyncio.create_task(store.read_bytes("big.bin"))
-        await relay.stalled.wait()
+        await stall.fired.wait()
         closer = asyncio.create_task(store.aclose())
         await _until_closing(store)
-        relay.release()
+        stall.release()
         assert await reader == data  # aclose() waited for it
         await closer
         with pytest.raises(artifactio.StoreClosedError, match=re.escape(closing.root)):
             await store.read_bytes("big.bin")
 
     async def test_aclose_bounds_a_stalled_read_in_flight(
-        self, closing: ClosingBackend, relay: StallingRelay
+        self, closing: ClosingBackend, proxy: FaultProxy
     ) -> None:
         # aiohttp drops a body's own read timeout when its connection is closed under
         # it: the store's timeout must end the read (the test timeout catches a hang).
-        store = closing.new_store(endpoint_url=relay.url, read_timeout=0.5, retries=0)
+        store = closing.new_store(endpoint_url=proxy.url, read_timeout=0.5, retries=0)
         await store.write_bytes("big.bin", os.urandom(closing.read_size))
-        relay.stall_after(closing.stall_after)
+        stall = _stall_read(proxy, closing)
         reader = asyncio.create_task(store.read_bytes("big.bin"))
-        await relay.stalled.wait()
+        await stall.fired.wait()
         await store.aclose()
         with pytest.raises(
             (artifactio.StoreClosedError, artifactio.StoreConnectionError)
@@ -97,16 +106,16 @@ class ClosingTests:
             assert isinstance(caught.value.__cause__, TimeoutError)
 
     async def test_stalled_body_is_a_connection_error(
-        self, closing: ClosingBackend, relay: StallingRelay
+        self, closing: ClosingBackend, proxy: FaultProxy
     ) -> None:
-        options: dict[str, Any] = {"endpoint_url": relay.url, "read_timeout": 0.5, "retries": 0}
+        options: dict[str, Any] = {"endpoint_url": proxy.url, "read_timeout": 0.5, "retries": 0}
         async with closing.new_store(**options) as store:
             await store.write_bytes("big.bin", os.urandom(closing.read_size))
-            relay.stall_after(closing.stall_after)
+            stall = _stall_read(proxy, closing)
             with pytest.raises(artifactio.StoreConnectionError, match=r"big\.bin") as caught:
                 await store.read_bytes("big.bin")
             assert isinstance(caught.value.__cause__, TimeoutError)
-            relay.release()
+            stall.release()
 
     async def test_files_opened_before_aclose_refuse_requests(
         self, closing: ClosingBackend
