@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 import artifactio
 from _closing import ClosingBackend, ClosingTests
 from artifactio.backends import _objectstore
-from artifactio.backends.s3 import S3Client, S3Store, _map_error
+from artifactio.backends._s3_errors import map_error
+from artifactio.backends.s3 import S3Client, S3Store
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 
 if TYPE_CHECKING:
@@ -622,7 +623,7 @@ def _client_error(code: str, status: int, message: str = "msg") -> ClientError:
     ],
 )
 def test_error_mapping(exc: Exception, expected: type[OSError]) -> None:
-    mapped = _map_error(exc, "read", "bkt", "a/key", "http://127.0.0.1:9")
+    mapped = map_error(exc, "read", "bkt", "a/key", "http://127.0.0.1:9")
     assert type(mapped) is expected or (
         expected is ConnectionError and isinstance(mapped, artifactio.StoreConnectionError)
     )

@@ -5,6 +5,12 @@
   and is raised as itself, never wrapped in an ``ExceptionGroup``. Directory
   copies and moves, rmtree batches, marker writes, parallel ranged reads and
   server-side part copies all go through it.
+- :class:`SharedLimit` and :func:`for_each_borrowing`: one limit shared by a
+  bulk step's items and the parts those items split into. An item holds one
+  slot while it runs; its parts run one at a time in that slot, and in parallel
+  only in slots that are free at that moment (borrowed, never waited for), so
+  items and parts together never exceed the limit, and no item waits on
+  another's parts.
 - :func:`shielded`: a scope in which clean-up (abort an upload, delete a partial
   copy, close a file) runs to completion even when the caller is being
   cancelled.
@@ -27,7 +33,7 @@ from ._blocking import in_inline_mode
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 
-__all__ = ["for_each", "shielded"]
+__all__ = ["SharedLimit", "for_each", "for_each_borrowing", "shielded"]
 
 T = TypeVar("T")
 
@@ -40,11 +46,39 @@ def shielded() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext() if in_inline_mode() else anyio.CancelScope(shield=True)
 
 
+class SharedLimit:
+    """A number of slots shared by the items of a bulk step and the parts they run.
+
+    Args:
+        slots: How many (at least 1).
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(int(slots), 1)
+        self._semaphore = anyio.Semaphore(self.slots)
+
+    async def acquire(self) -> None:
+        """Wait for a slot (waiters are served before :meth:`try_acquire` callers)."""
+        await self._semaphore.acquire()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now."""
+        try:
+            self._semaphore.acquire_nowait()
+        except anyio.WouldBlock:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._semaphore.release()
+
+
 async def for_each(
     items: Iterable[T] | AsyncIterator[T],
     func: Callable[[T], Awaitable[Any]],
     *,
-    limit: int,
+    limit: int | SharedLimit,
 ) -> None:
     """Await ``func(item)`` for every item, with at most ``limit`` in flight.
 
@@ -52,14 +86,15 @@ async def for_each(
     they arrive): a task is started only when a slot is free, so a long or endless
     feed costs no more than ``limit`` tasks at a time, and an async feed is closed
     however the loop ends. The first failure cancels the tasks still running and
-    is raised as itself.
+    is raised as itself. A :class:`SharedLimit` lets the items' own parts
+    (:func:`for_each_borrowing`) draw on the same slots.
     """
     if in_inline_mode():  # driven by the sync facade without an event loop: one by one
         async with contextlib.aclosing(_each(items)) as feed:
             async for item in feed:
                 await func(item)
         return
-    slots = anyio.Semaphore(max(limit, 1))
+    slots = limit if isinstance(limit, SharedLimit) else SharedLimit(limit)
     failures: list[BaseException] = []
 
     async def one(item: T) -> None:
@@ -75,6 +110,56 @@ async def for_each(
         async for item in feed:
             await slots.acquire()
             tg.start_soon(one, item)
+    if failures:
+        raise failures[0]
+
+
+async def for_each_borrowing(
+    items: Iterable[T], func: Callable[[T], Awaitable[Any]], *, shared: SharedLimit
+) -> None:
+    """Await ``func(item)`` for every item, in the caller's slot plus free slots of ``shared``.
+
+    The caller is an item of a :func:`for_each` over ``shared`` and holds one of
+    its slots: items run one after the other in that slot, and more of them run
+    at once only while other slots are free (each taken with
+    :meth:`SharedLimit.try_acquire` and given back when its item ends). The
+    caller never waits for a slot it does not hold, so no two callers can wait
+    on each other. The first failure cancels the rest and is raised as itself.
+    """
+    if in_inline_mode():
+        for item in items:
+            await func(item)
+        return
+    own_free = True
+    changed = anyio.Event()
+    failures: list[BaseException] = []
+
+    async def one(item: T, borrowed: bool) -> None:
+        nonlocal own_free
+        try:
+            await func(item)
+        except Exception as exc:
+            failures.append(exc)
+            tg.cancel_scope.cancel()
+        finally:
+            if borrowed:
+                shared.release()
+            else:
+                own_free = True
+            changed.set()
+
+    async with anyio.create_task_group() as tg:
+        for item in items:
+            while True:
+                if own_free:
+                    own_free, borrowed = False, False
+                    break
+                if shared.try_acquire():
+                    borrowed = True
+                    break
+                changed = anyio.Event()
+                await changed.wait()
+            tg.start_soon(one, item, borrowed)
     if failures:
         raise failures[0]
 

@@ -16,6 +16,9 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+import anyio
+
+from ._blocking import in_inline_mode
 from ._concurrency import shielded
 from ._exceptions import StoreClosedError
 
@@ -124,20 +127,62 @@ class RawReader(abc.ABC):
     size: int
     block_size: int = DEFAULT_BLOCK_SIZE
 
+    _range_lock: anyio.Lock | None = None
+
     @abc.abstractmethod
     async def read_at(self, offset: int, n: int) -> bytes:
         """Return up to ``n`` bytes from ``offset``; fewer only at end of file."""
+
+    async def read_range(self, offset: int, n: int) -> bytes:
+        """Like :meth:`read_at`, but safe to await from several tasks at once.
+
+        Bulk transfers read the parts of a large file with it in parallel. The
+        default serialises :meth:`read_at` calls; readers whose reads share no
+        state (a ranged GET, ``os.pread``) override it to run them side by side.
+        """
+        if in_inline_mode():  # one caller at a time, and no event loop for a lock
+            return await self.read_at(offset, n)
+        if self._range_lock is None:
+            self._range_lock = anyio.Lock()
+        async with self._range_lock:
+            return await self.read_at(offset, n)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the reader's resources."""
 
 
 class RawWriter(abc.ABC):
-    """A sink whose content becomes the file's only when :meth:`commit` succeeds."""
+    """A sink whose content becomes the file's only when :meth:`commit` succeeds.
+
+    A writer is filled either by :meth:`write` calls, in order, or — when
+    :attr:`parallel_parts` says it can — by :meth:`write_part` calls, in any order
+    and several at once (bulk transfers send the parts of a large file that way);
+    never both.
+
+    Attributes:
+        parallel_parts: Whether :meth:`write_part` is supported.
+        verified: Set by :meth:`commit` when the service checked the stored bytes
+            against a checksum of the bytes sent (S3's Content-MD5 and per-part
+            CRC-32, GCS's CRC-32C): a bulk transfer then need not look again.
+    """
+
+    parallel_parts: bool = False
+    verified: bool = False
 
     @abc.abstractmethod
     async def write(self, data: bytes) -> None:
         """Append ``data`` (the buffered writer hands over chunks of ``part_size``)."""
+
+    async def write_part(self, index: int, offset: int, data: bytes) -> None:
+        """Write part ``index`` (from 0), which starts at byte ``offset``.
+
+        Every part but the last has the same size (at least 5 MiB, S3's minimum),
+        and every part is written exactly once before :meth:`commit`.
+
+        Raises:
+            NotImplementedError: :attr:`parallel_parts` is false.
+        """
+        raise NotImplementedError(f"{type(self).__name__} writes in order only")
 
     @abc.abstractmethod
     async def commit(self) -> None:

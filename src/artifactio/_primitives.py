@@ -130,6 +130,18 @@ class StorePrimitives(abc.ABC):
         (``""``) is always a directory. Failures other than "missing" raise.
         """
 
+    async def _checksum(self, key: str) -> str | None:
+        """The checksum the store keeps for file ``key`` (``"md5:..."``), if any.
+
+        The default is what :meth:`_info` reports; a store that keeps checksums
+        where its cheapest lookup does not show them (S3 object metadata) fetches
+        them. ``sync(compare="checksum")`` asks; nothing else does.
+
+        Raises:
+            FileNotFoundError: No such file.
+        """
+        return (await self._require(key, "stat")).checksum
+
     async def _isdir(self, key: str) -> bool:
         """Whether ``key`` is a directory (where a file shares the name too: yes)."""
         info = await self._info(key)

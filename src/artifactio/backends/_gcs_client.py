@@ -96,6 +96,7 @@ class GCSClient(ObjectClient):
 
     delete_batch = BATCH_LIMIT
     prune_empty_dirs = False
+    checks_writes = True  # CRC-32C on every upload
 
     def __init__(
         self,

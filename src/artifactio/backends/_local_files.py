@@ -139,6 +139,31 @@ async def cleanup(func: Callable[[], object]) -> None:
 # ---------------------------------------------------------------- file handles
 
 
+def _pread(fd: int, offset: int, n: int) -> bytes:
+    """``n`` bytes from ``offset`` (fewer only at end of file), without moving the position."""
+    first = os.pread(fd, n, offset)
+    if len(first) in (0, n):
+        return first
+    pieces = [first]
+    got = len(first)
+    while got < n:
+        piece = os.pread(fd, n - got, offset + got)
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)
+
+
+def _pwrite(fd: int, offset: int, data: bytes) -> None:
+    """Write all of ``data`` at ``offset``, without moving the position."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 class _FileCalls:
     """Awaitable calls on a plain binary file: the one place that decides how.
 
@@ -182,6 +207,9 @@ class LocalReader(RawReader):
         self._pos = offset + len(data)
         return data
 
+    async def read_range(self, offset: int, n: int) -> bytes:
+        return await run_blocking(_pread, self._file.raw.fileno(), offset, n)
+
     async def aclose(self) -> None:
         await cleanup(self._file.raw.close)
 
@@ -195,6 +223,8 @@ class LocalWriter(RawWriter):
         commit: The blocking call that closes ``file`` and publishes it.
     """
 
+    parallel_parts = True
+
     def __init__(self, file: BinaryIO, tmp: str, commit: Callable[[], None]) -> None:
         self._file = _FileCalls(file)
         self._commit = commit
@@ -203,6 +233,9 @@ class LocalWriter(RawWriter):
 
     async def write(self, data: bytes) -> None:
         await self._file.call("write", data)
+
+    async def write_part(self, index: int, offset: int, data: bytes) -> None:
+        await run_blocking(_pwrite, self._file.raw.fileno(), offset, data)
 
     async def commit(self) -> None:
         await run_blocking(self._commit)

@@ -101,23 +101,33 @@ class _Reader(RawReader):
     async def read_at(self, offset: int, n: int) -> bytes:
         return self._data[offset : offset + n]
 
+    async def read_range(self, offset: int, n: int) -> bytes:
+        return self._data[offset : offset + n]
+
 
 class _Writer(RawWriter):
+    parallel_parts = True
+
     def __init__(self, store: MemoryStore, key: str, exclusive: bool) -> None:
         self._store = store
         self._key = key
         self._exclusive = exclusive
         self._chunks: list[bytes] = []
+        self._parts: dict[int, bytes] = {}
 
     async def write(self, data: bytes) -> None:
         self._chunks.append(bytes(data))
 
+    async def write_part(self, index: int, offset: int, data: bytes) -> None:
+        self._parts[index] = bytes(data)
+
     async def commit(self) -> None:
-        self._store._publish(self._key, b"".join(self._chunks), self._exclusive)
-        self._chunks = []
+        chunks = [self._parts[i] for i in sorted(self._parts)] if self._parts else self._chunks
+        self._store._publish(self._key, b"".join(chunks), self._exclusive)
+        self._chunks, self._parts = [], {}
 
     async def abort(self) -> None:
-        self._chunks = []
+        self._chunks, self._parts = [], {}
 
 
 class MemoryStore(AsyncArtifactStore):

@@ -4,7 +4,7 @@ The filesystem rules (directories as prefixes and ``dir/`` markers, batched
 ``rmtree``, copy-then-delete ``rename``, multipart writes, pinned ranged reads)
 live in :mod:`artifactio.backends._objectstore`; this module is the thin S3
 glue: one aiobotocore client per event loop, and one mapping from S3's errors
-to Python's (:func:`_map_error`), applied at the boundary around every request
+to Python's (:func:`._s3_errors.map_error`), applied at the boundary around every request
 (:meth:`S3Client.map_errors`).
 
 What it asks of the server:
@@ -13,6 +13,13 @@ What it asks of the server:
   ``CompleteMultipartUpload``, so of two racing creators exactly one wins.
 - Reads send ``If-Match`` with the ETag first read, so a file replaced while
   it is being read fails with ``OSError(ESTALE)`` instead of mixing versions.
+- Writes are checked by the server: ``PutObject`` sends ``Content-MD5``, and a
+  multipart upload's parts carry CRC-32 checksums; a body that arrived
+  different is refused. ``PutObject`` also stores the object's MD5 in its
+  metadata (``x-amz-meta-artifactio-md5``), which ``stat`` reports as its
+  checksum (``"md5:<hex>"``), so ``sync(compare="checksum")`` compares it
+  without reading the object. (A multipart upload starts before its MD5 is
+  known: such objects report no checksum.)
 - ``copyfile`` and ``rename`` use ``CopyObject`` (``UploadPartCopy`` in parts
   above 5 GiB): no data passes through the client.
 - Multipart uploads and ``x``-mode ``PutObject`` carry a write token in their
@@ -29,37 +36,27 @@ endpoint is addressed path-style (``http://host:port/bucket/key``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import errno
+import hashlib
 import logging
 import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-from botocore.parsers import ResponseParserError
 
 from .. import __version__
 from .._concurrency import for_each, shielded
 from .._config import S3Config, check_endpoint
-from .._exceptions import InvalidPathError, StoreConnectionError, os_error
+from .._exceptions import InvalidPathError
 from .._paths import StoreRoot
-from .._redact import guard_loggers, redact_text, register_secrets, register_url
+from .._redact import guard_loggers, register_secrets, register_url
 from ._objectstore import (
     LIST_PAGE,
     ListPage,
@@ -72,11 +69,12 @@ from ._objectstore import (
     redact_url,
     release_session,
 )
-from ._objectstore._client import WRITE_TOKEN, new_token
+from ._objectstore._client import CHECKSUM_KEY, WRITE_TOKEN, new_token
+from ._s3_errors import FAILURES, NOT_FOUND, error_code, error_message, map_error
 from ._s3_upload import BoundedSession, S3Upload, abort_orphans, create_upload, token_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
     from .._paths import PathType
 
@@ -85,24 +83,6 @@ __all__ = ["LOGGERS", "S3Client", "S3Store"]
 logger = logging.getLogger("artifactio.s3")
 
 GiB = 1024**3
-
-_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
-_DENIED = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "AccountProblem",
-        "ExpiredToken",
-        "Forbidden",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "RequestTimeTooSkewed",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-        "403",
-    }
-)
-_PRECONDITION = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 """Characters XML 1.0 cannot hold (surrogates never reach here): S3 speaks XML, so a
@@ -114,109 +94,6 @@ them, and an XML parser reads a ``\\r`` (which botocore sends as it is) as ``\\n
 
 LOGGERS = ("botocore", "aiobotocore", "aiohttp", "artifactio")
 """The loggers whose records a store keeps free of secrets (see :func:`guard_loggers`)."""
-
-
-def _not_s3(response: Mapping[str, Any], code: str, status: int) -> str:
-    """How an error answer shows it did not come from S3 (``""``: it may have).
-
-    S3 answers a failed request with an XML ``<Error>`` holding a code (a ``HEAD``
-    answer has no body, and botocore takes the status as its code). A 4xx answer
-    with no S3 code that is empty of XML, or whose body was XML of another kind,
-    came from some other HTTP server.
-    """
-    if not 400 <= status < 500 or (code and not code.isdigit()):
-        return ""
-    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    content_type = str(headers.get("content-type", ""))
-    if not code:
-        return f"HTTP {status} with an XML answer that is not an S3 error"
-    if content_type and "xml" not in content_type.lower():
-        return f"HTTP {status} with a {content_type.partition(';')[0]} answer"
-    return ""
-
-
-def _map_error(exc: Exception, op: str, bucket: str, key: str, endpoint: str) -> OSError:
-    """Translate an aiobotocore/botocore failure into the builtin ``OSError`` it means.
-
-    Args:
-        exc: What the client raised.
-        op: The operation, for the message (``"read"``, ``"list"``...).
-        bucket: The bucket.
-        key: The key (or prefix) the operation was about.
-        endpoint: The endpoint, for connection errors.
-
-    Returns:
-        The error to raise (``raise _map_error(...) from exc``).
-    """
-    path = f"s3://{bucket}/{key}"
-    if isinstance(exc, ClientError):
-        error: Mapping[str, Any] = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = str(error.get("Message", "")) or code
-        detail = f"{message} ({code})" if code and code != message else message
-        foreign = _not_s3(exc.response, code, status)
-        if foreign:
-            return StoreConnectionError(
-                errno.EPROTO, f"{op}: {endpoint} is not an S3 service ({foreign})", path
-            )
-        if code == "NoSuchBucket":
-            return os_error(FileNotFoundError, op, path, f"bucket {bucket!r} does not exist")
-        if code in _NOT_FOUND or (status == 404 and code not in _DENIED):
-            return os_error(FileNotFoundError, op, path)
-        if code in _DENIED or status == 403:
-            return os_error(PermissionError, op, path, f"access denied: {detail}")
-        if code in _PRECONDITION or status == 412:
-            return os_error(FileExistsError, op, path)
-        if code == "ExistingObjectIsFile":  # SeaweedFS: a directory marker over a file
-            return os_error(FileExistsError, op, path, f"a file is in the way: {detail}")
-        if code == "ExistingObjectIsDirectory":
-            return os_error(IsADirectoryError, op, path)
-        kind = "server error" if status >= 500 else "request failed"
-        return os_error(OSError, op, path, f"{kind}: {detail} (HTTP {status})")
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-        return os_error(
-            PermissionError, op, path, f"no usable AWS credentials: {redact_text(str(exc))}"
-        )
-    if isinstance(exc, ResponseParserError):
-        return StoreConnectionError(
-            errno.EPROTO, f"{op}: {endpoint} is not an S3 service (its answer is not S3's)", path
-        )
-    if isinstance(
-        exc,
-        (
-            BotoConnectionError,
-            HTTPClientError,
-            IncompleteReadError,
-            aiohttp.ClientError,
-            asyncio.TimeoutError,
-            TimeoutError,
-        ),
-    ):
-        timed_out = isinstance(exc, (asyncio.TimeoutError, TimeoutError))
-        return StoreConnectionError(
-            errno.ETIMEDOUT if timed_out else errno.EIO,
-            f"{op}: cannot reach {endpoint}: {redact_text(str(exc)) or type(exc).__name__}",
-            path,
-        )
-    return os_error(OSError, op, path, f"{type(exc).__name__}: {redact_text(str(exc))}")
-
-
-_FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)
-
-
-def _code(exc: BaseException | None) -> str:
-    """S3's error code of a ``ClientError`` (``""`` for other failures)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _message(exc: BaseException) -> str:
-    """S3's error message of a ``ClientError`` (``""`` for other failures)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message", ""))
-    return ""
 
 
 def _etag(value: object) -> str | None:
@@ -238,6 +115,8 @@ class S3Client(ObjectClient):
 
     delete_batch = 1000
     prune_empty_dirs = True
+    parts_in_any_order = True
+    checks_writes = True  # Content-MD5 on single PUTs, CRC-32 on every part
 
     def __init__(
         self,
@@ -269,12 +148,12 @@ class S3Client(ObjectClient):
             key: The key (or prefix) the operation is about.
 
         Raises:
-            OSError: What :func:`_map_error` makes of the failure, ``from`` it.
+            OSError: What :func:`map_error` makes of the failure, ``from`` it.
         """
         try:
             yield
-        except _FAILURES as exc:
-            raise _map_error(exc, op, bucket, key, self._endpoint) from exc
+        except FAILURES as exc:
+            raise map_error(exc, op, bucket, key, self._endpoint) from exc
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
@@ -283,8 +162,14 @@ class S3Client(ObjectClient):
         except FileNotFoundError:
             return None
         etag = _etag(r.get("ETag"))
+        md5 = (r.get("Metadata") or {}).get(CHECKSUM_KEY)
         return ObjectMeta(
-            key, r["ContentLength"], _timestamp(r.get("LastModified")), etag, r.get("ETag")
+            key,
+            r["ContentLength"],
+            _timestamp(r.get("LastModified")),
+            etag,
+            r.get("ETag"),
+            f"md5:{md5}" if md5 else None,
         )
 
     async def list_page(
@@ -330,7 +215,7 @@ class S3Client(ObjectClient):
                 r, data = await self._get(kwargs)
         except OSError as exc:
             # A zero-size object has no byte 0; a failed If-Match means it was replaced.
-            if start == 0 and _code(exc.__cause__) == "InvalidRange":
+            if start == 0 and error_code(exc.__cause__) == "InvalidRange":
                 return await self._get_empty(bucket, key, version)
             if version and isinstance(exc, FileExistsError):
                 raise object_changed("read", f"s3://{bucket}/{key}") from exc
@@ -367,11 +252,19 @@ class S3Client(ObjectClient):
         )
 
     async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        metadata = {CHECKSUM_KEY: md5.hex()}
+        kwargs: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": data,
+            "ContentMD5": base64.b64encode(md5).decode(),  # S3 refuses a body that differs
+            "Metadata": metadata,
+        }
         token = new_token() if exclusive else None
         if token is not None:
             kwargs["IfNoneMatch"] = "*"
-            kwargs["Metadata"] = {WRITE_TOKEN: token}
+            metadata[WRITE_TOKEN] = token
         try:
             with self.map_errors("write", bucket, key), self.request("write"):
                 await self.s3.put_object(**kwargs)
@@ -394,7 +287,7 @@ class S3Client(ObjectClient):
                     Bucket=bucket, Key=dst, CopySource={"Bucket": bucket, "Key": src}
                 )
             except ClientError as exc:
-                if "larger than the maximum" not in _message(exc):
+                if "larger than the maximum" not in error_message(exc):
                     raise
                 meta = await self.head(bucket, src)  # above 5 GiB: copy in parts
                 if meta is None:
@@ -444,7 +337,7 @@ class S3Client(ObjectClient):
                     },
                 )
         except BaseException:
-            with shielded(), contextlib.suppress(*_FAILURES):
+            with shielded(), contextlib.suppress(*FAILURES):
                 await self.s3.abort_multipart_upload(Bucket=bucket, Key=dst, UploadId=upload_id)
             raise
 
@@ -453,7 +346,9 @@ class S3Client(ObjectClient):
             try:
                 await self.s3.delete_object(Bucket=bucket, Key=key)
             except ClientError as exc:
-                if _code(exc) not in _NOT_FOUND:  # a missing key is fine, a missing bucket is not
+                if (
+                    error_code(exc) not in NOT_FOUND
+                ):  # a missing key is fine, a missing bucket is not
                     raise
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
@@ -473,11 +368,11 @@ class S3Client(ObjectClient):
             )
         for failure in r.get("Errors", ()):
             code = failure.get("Code", "")
-            if code in _NOT_FOUND:
+            if code in NOT_FOUND:
                 continue
             fake = ClientError({"Error": failure, "ResponseMetadata": {}}, "DeleteObjects")
             key = failure.get("Key", "")
-            raise _map_error(fake, "delete", bucket, key, self._endpoint) from None
+            raise map_error(fake, "delete", bucket, key, self._endpoint) from None
 
     async def upload(self, bucket: str, key: str, *, exclusive: bool) -> S3Upload:
         token = new_token()

@@ -33,13 +33,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .._concurrency import shielded
-from .._files import AsyncWriteFile
 from .._paths import PathType, coerce_path, join_key, split_scheme
 from .._registry import open_store
 from .._store import AsyncArtifactStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from .._files import RawReader, RawWriter
 
 __all__ = ["Endpoint", "Location", "open_endpoints", "parse_location"]
 
@@ -78,14 +79,32 @@ class Endpoint:
         """The end one level down, at ``name``."""
         return replace(self, key=join_key(self.key, name), as_dir=False)
 
-    async def open_writer(self, rel: str, *, exclusive: bool) -> AsyncWriteFile:
-        """A binary writer of file ``rel`` below this end, as ``store.open(path, "wb")`` gives.
+    async def checksum(self, rel: str) -> str | None:
+        """The checksum the store keeps for file ``rel`` below this end, if any.
+
+        Raises:
+            FileNotFoundError: No such file.
+        """
+        store = self.store
+        return await store._checksum(store._key(self.full(rel), "stat"))
+
+    async def open_reader(self, rel: str) -> RawReader:
+        """A reader of file ``rel`` below this end (the store's primitive; close it).
+
+        Raises:
+            FileNotFoundError, IsADirectoryError: As ``store.open(path, "rb")``.
+        """
+        store = self.store
+        return await store._open_reader(store._key(self.full(rel), "open"))
+
+    async def open_writer(self, rel: str, *, exclusive: bool) -> RawWriter:
+        """A writer of file ``rel`` below this end (the store's primitive).
 
         Unlike ``open``, it does not look at the path first (one request fewer per
         file on object stores): call it only where the destination listing showed
-        that ``rel`` is not a directory. The write is the same all-or-nothing write
-        (nothing is published until it closes; an exception or cancellation
-        aborts it); ``exclusive`` (mode ``"xb"``) makes the commit raise
+        that ``rel`` is not a directory. Nothing is published until
+        :meth:`RawWriter.commit`; the caller must :meth:`RawWriter.abort` it on any
+        failure or cancellation. ``exclusive`` makes the commit raise
         ``FileExistsError`` if the file exists by then. A directory that appeared
         at the path after the listing is not replaced by a local or in-memory
         store (the commit raises); an object store writes the file beside it.
@@ -95,10 +114,7 @@ class Endpoint:
             PermissionError: The path is outside the store.
         """
         store = self.store
-        full = self.full(rel)
-        key = store._key(full, "open")
-        raw = await store._open_writer(key, exclusive=exclusive)
-        return AsyncWriteFile(full, "xb" if exclusive else "wb", raw, store.part_size)
+        return await store._open_writer(store._key(self.full(rel), "open"), exclusive=exclusive)
 
 
 def parse_location(location: PathType) -> tuple[str, str, bool]:

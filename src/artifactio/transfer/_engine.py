@@ -22,7 +22,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from .._concurrency import for_each
+from .._concurrency import SharedLimit, for_each
 from ._endpoints import open_endpoints
 from ._items import ItemRunner, StopTransfer
 from ._progress import Tally
@@ -73,7 +73,8 @@ async def execute(
     async with open_endpoints(src, dst, concurrency=plan.concurrency) as (source, target):
         start = await resolve(plan, source, target, retrying)
         walker = Walker(plan, start, retrying, tally)
-        runner = ItemRunner(plan, start.src, start.dst, tally, retrying)
+        shared = SharedLimit(plan.concurrency)  # items, and the parts of large files
+        runner = ItemRunner(plan, start.src, start.dst, tally, retrying, shared)
         deletions: list[Action] = []
 
         async def items() -> AsyncIterator[Action]:
@@ -97,7 +98,7 @@ async def execute(
 
         stopped = False
         try:
-            await for_each(items(), runner.run, limit=plan.concurrency)
+            await for_each(items(), runner.run, limit=shared)
         except StopTransfer:
             stopped = True
         stopped = stopped or walker.stopped

@@ -4,21 +4,30 @@ Moving a file:
 
 - *Server-side*, when both ends are the same store object: ``store.copyfile``
   (S3 ``CopyObject``, GCS ``rewrite``, a local or in-memory copy).
-- Otherwise *streamed*: the source is read ``part_size`` bytes at a time and
-  written to the destination through the same writer ``store.open(..., "wb")``
+- Otherwise *streamed*, through the same writer ``store.open(..., "wb")``
   gives, opened without ``open``'s look at the path (the walk's listing of the
   destination already showed it is not a directory; see
-  :meth:`._endpoints.Endpoint.open_writer`). That write is all or nothing: a
-  failure or a cancellation leaves the old destination file (or none), no
-  temporary file and no pending upload. ``copy(overwrite=False)`` writes with
-  ``"xb"``, so a file that appeared meanwhile is not replaced (it counts as
-  skipped).
+  :meth:`._endpoints.Endpoint.open_writer`). A file up to ``part_size`` (or
+  any file, where the destination takes its parts in order only: GCS) is read
+  and written ``part_size`` bytes at a time. A larger one goes in parts
+  (:func:`._plan.split_parts`), read with parallel ranged reads and written
+  at their offsets (S3 ``UploadPart``, ``pwrite`` into the local temporary
+  file), as many at once as the transfer has free slots: parts and whole
+  files share one ``concurrency`` limit (:func:`~artifactio._concurrency.for_each_borrowing`),
+  and a part that fails transiently is retried alone. Either way the write is
+  all or nothing: a failure or a cancellation leaves the old destination file
+  (or none), no temporary file and no pending upload. ``copy(overwrite=False)``
+  writes with ``"xb"``, so a file that appeared meanwhile is not replaced (it
+  counts as skipped).
 
-Every moved file is then verified: the destination's ``stat`` must show the
-size that was read from the source, and its checksum, where the destination
+Every moved file is verified. S3 and GCS check each write themselves, against a
+checksum of the bytes sent (``Content-MD5`` on a single ``PutObject``, CRC-32 on
+every part of a multipart upload, CRC-32C on GCS uploads), and refuse a body
+that arrived different (:attr:`~artifactio.RawWriter.verified`): a small
+object costs one request to move. Elsewhere the destination's ``stat`` must
+show the size that was read from the source, and its checksum, where it
 reports one, must match the checksum of the bytes read, computed while they
-streamed by (CRC-32C, which GCS reports; see
-:func:`._checksums.streaming_algorithms`). After a server-side copy the two
+streamed by (see :func:`._checksums.streaming_algorithms`). After a server-side copy the two
 sides' reported checksums are compared when they are comparable. A mismatch
 raises :class:`~artifactio.IntegrityError` (retried like any transient error),
 and the destination file that failed the check is removed, so a later ``sync``
@@ -31,12 +40,15 @@ import contextlib
 import errno
 from typing import TYPE_CHECKING
 
-from .._concurrency import shielded
+from .._concurrency import for_each_borrowing, shielded
 from .._exceptions import IntegrityError
 from ._checksums import Digest, algorithm, checksums_match, computable, streaming_algorithms
+from ._plan import MIN_PART_SIZE, split_parts
 from ._progress import ItemProgress
 
 if TYPE_CHECKING:
+    from .._concurrency import SharedLimit
+    from .._files import RawReader, RawWriter
     from .._store import AsyncArtifactStore
     from ._endpoints import Endpoint
     from ._plan import Action, TransferPlan
@@ -59,12 +71,21 @@ class ItemRunner:
         dst: The destination end.
         tally: The counts.
         retrying: Retries (one budget for the whole transfer).
+        shared: The transfer's concurrency limit, which the parts of large
+            files share with the items.
     """
 
     def __init__(
-        self, plan: TransferPlan, src: Endpoint, dst: Endpoint, tally: Tally, retrying: Retrying
+        self,
+        plan: TransferPlan,
+        src: Endpoint,
+        dst: Endpoint,
+        tally: Tally,
+        retrying: Retrying,
+        shared: SharedLimit,
     ) -> None:
         self.plan = plan
+        self.shared = shared
         self.src = src
         self.dst = dst
         self.tally = tally
@@ -150,26 +171,71 @@ class ItemRunner:
             raise
 
     async def _stream(self, rel: str, item: ItemProgress) -> int:
+        reader = await self.src.open_reader(rel)
+        try:
+            # The walk listed the destination: rel is no directory there (else it was
+            # a conflict), so the writer opens without looking at it again.
+            writer = await self.dst.open_writer(rel, exclusive=self._exclusive)
+            try:
+                digests: list[Digest] = []
+                if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):
+                    moved = await self._send_parts(reader, writer, item)
+                else:
+                    moved, digests = await self._send_in_order(reader, writer, item)
+                await writer.commit()
+            except BaseException:
+                with shielded():
+                    await writer.abort()
+                raise
+        finally:
+            with shielded():
+                await reader.aclose()
+        if not writer.verified:  # else the service checked the bytes it stored
+            await self._verify(self.dst.full(rel), moved, digests)
+        return moved
+
+    async def _send_in_order(
+        self, reader: RawReader, writer: RawWriter, item: ItemProgress
+    ) -> tuple[int, list[Digest]]:
+        """Read and write ``part_size`` bytes at a time; the size and the digests of the bytes."""
         digests = [Digest(name) for name in self._algorithms]
         part = self.plan.part_size
         moved = 0
-        # The walk listed the destination: rel is no directory there (else it was a
-        # conflict), so the writer opens without looking at it again.
-        async with (
-            self.src.store.open(self.src.full(rel), "rb") as reader,
-            await self.dst.open_writer(rel, exclusive=self._exclusive) as writer,
-        ):
-            while True:
-                chunk: bytes = await reader.read(part)
-                if not chunk:
-                    break
-                for digest in digests:
-                    digest.update(chunk)
-                await writer.write(chunk)
-                moved += len(chunk)
-                item.advance(len(chunk))
-        await self._verify(self.dst.full(rel), moved, digests)
-        return moved
+        while chunk := await reader.read_at(moved, part):
+            for digest in digests:
+                digest.update(chunk)
+            await writer.write(chunk)
+            moved += len(chunk)
+            item.advance(len(chunk))
+        return moved, digests
+
+    async def _send_parts(self, reader: RawReader, writer: RawWriter, item: ItemProgress) -> int:
+        """Send a large file in parts, in parallel as far as free slots allow; its size.
+
+        Each part is read (one ranged read) and written (one ``UploadPart``, one
+        ``pwrite``...) within its slot, so the bytes in flight stay within about
+        ``concurrency * part_size`` for the whole transfer. A part that fails
+        transiently is retried alone.
+        """
+        parts = split_parts(reader.size, self.plan.part_size)
+
+        async def attempt(index: int) -> None:
+            offset, length = parts[index]
+            data = await reader.read_range(offset, length)
+            if len(data) != length:
+                raise OSError(
+                    errno.ESTALE,
+                    f"the source changed while it was read: part {index + 1} at byte {offset} "
+                    f"has {len(data)} bytes, not {length}",
+                )
+            await writer.write_part(index, offset, data)
+
+        async def one(index: int) -> None:
+            await self.retrying.call(lambda: attempt(index))
+            item.advance(parts[index][1])
+
+        await for_each_borrowing(range(len(parts)), one, shared=self.shared)
+        return reader.size
 
     async def _verify(self, target: str, size: int, digests: list[Digest]) -> None:
         """Check the destination against what was read from the source."""
@@ -215,20 +281,18 @@ class ItemRunner:
     # ------------------------------------------------------------ comparing
 
     async def _same_content(self, action: Action) -> bool:
-        """``compare="checksum"``: whether both files hold the same bytes."""
-        source, target = self.src.full(action.path), self.dst.full(action.path)
-        src_st = await self.src.store.stat(source)
-        dst_st = await self.dst.store.stat(target)
-        if src_st.size != dst_st.size:
-            return False
-        match = checksums_match(src_st.checksum, dst_st.checksum)
+        """``compare="checksum"``: whether both files (of equal size) hold the same bytes."""
+        rel = action.path
+        a = await self.src.checksum(rel)
+        b = await self.dst.checksum(rel)
+        match = checksums_match(a, b)
         if match is not None:
             return match
-        name = computable(src_st.checksum, dst_st.checksum)
-        a = src_st.checksum if algorithm(src_st.checksum) == name else None
-        b = dst_st.checksum if algorithm(dst_st.checksum) == name else None
-        a = a or await self._compute(self.src.store, source, name)
-        b = b or await self._compute(self.dst.store, target, name)
+        name = computable(a, b)
+        if algorithm(a) != name:
+            a = await self._compute(self.src.store, self.src.full(rel), name)
+        if algorithm(b) != name:
+            b = await self._compute(self.dst.store, self.dst.full(rel), name)
         return checksums_match(a, b) is True
 
     async def _compute(self, store: AsyncArtifactStore, path: str, name: str) -> str:

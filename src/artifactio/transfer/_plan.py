@@ -28,6 +28,9 @@ What ``sync`` compares (``compare=``):
   comparable ones (``StatResult.checksum``), else computed by reading (only the
   side without one when the other reports an algorithm we can compute).
 
+A file larger than ``part_size`` goes in parts (:func:`split_parts`) where the
+destination takes parts in any order (S3, local, memory).
+
 ``copy`` does not compare: with ``overwrite=True`` (default) every file is
 transferred, with ``overwrite=False`` files that exist at the destination are
 skipped.
@@ -50,7 +53,15 @@ if TYPE_CHECKING:
 
     from .._entries import DirEntry
 
-__all__ = ["Action", "ActionKind", "Compare", "LevelPlanner", "TransferPlan", "patterns"]
+__all__ = [
+    "Action",
+    "ActionKind",
+    "Compare",
+    "LevelPlanner",
+    "TransferPlan",
+    "patterns",
+    "split_parts",
+]
 
 Compare = Literal["size-mtime", "size", "checksum"]
 """How ``sync`` tells whether a destination file is up to date."""
@@ -62,6 +73,28 @@ ActionKind = Literal["transfer", "skip", "check", "conflict", "descend", "delete
 
 MTIME_WINDOW = 1.0
 """Seconds a destination may seem older than its source and still count as up to date."""
+
+MAX_PARTS = 10_000
+"""The most parts a file is split into (S3's limit for one multipart upload)."""
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""The smallest part but the last (S3's minimum)."""
+
+_PART_ROUNDING = 1024 * 1024
+
+
+def split_parts(size: int, part_size: int) -> list[tuple[int, int]]:
+    """The ``(offset, length)`` parts of a file of ``size`` bytes.
+
+    Parts are ``part_size`` bytes (at least :data:`MIN_PART_SIZE`), the last one
+    shorter; for a file that would need more than :data:`MAX_PARTS`, the part
+    size grows, in whole MiB, until it does not.
+    """
+    part = max(part_size, MIN_PART_SIZE)
+    if size > part * MAX_PARTS:
+        part = -(-size // MAX_PARTS)
+        part = -(-part // _PART_ROUNDING) * _PART_ROUNDING
+    return [(offset, min(part, size - offset)) for offset in range(0, size, part)]
 
 
 def patterns(value: Iterable[str] | str) -> tuple[str, ...]:

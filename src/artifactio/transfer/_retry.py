@@ -11,7 +11,9 @@ outside the store and every other error fail the item at once.
 
 Waits grow exponentially with full jitter (a random wait between 0 and
 ``base * 2**attempt``, at most ``cap``), so items that failed together do not
-retry together. One :class:`RetryBudget` is shared by every item of a transfer:
+retry together. An error one call gave up on is not retried by another call
+around it (the parts of a large file are retried one by one, inside the
+file's own retries). One :class:`RetryBudget` is shared by every item of a transfer:
 each retry spends a token and each success earns a tenth of one back, so a
 flaky link costs a few retries while a service that is down makes the
 transfer's items fail quickly instead of each one waiting out its own
@@ -21,6 +23,7 @@ retries — the retries of the layers and the items never multiply unbounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import random
 from dataclasses import dataclass
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["RetryBudget", "RetryPolicy", "Retrying", "is_transient"]
 
 T = TypeVar("T")
+
+_SPENT = "_artifactio_retries_spent"
+"""Set on an error whose retries were used up, so that no outer call retries it again."""
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,  # StoreConnectionError, resets, refused connections
@@ -133,6 +139,8 @@ class Retrying:
             once when ``exc`` is not transient, this item's retries are used up,
             or the shared budget is empty.
         """
+        if getattr(exc, _SPENT, False):
+            return False  # an inner call (one part of a large file) already retried it
         if not is_transient(exc) or tries > self.policy.retries or not self.budget.spend():
             return False
         self.retried += 1
@@ -158,6 +166,8 @@ class Retrying:
             except Exception as exc:
                 if await self.pause(exc, tries):
                     continue
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(exc, _SPENT, True)  # an outer call does not retry it again
                 raise
             self.succeeded()
             return result

@@ -43,6 +43,7 @@ __all__ = [
     "ObjectClient",
     "ObjectMeta",
     "ObjectRead",
+    "CHECKSUM_KEY",
     "WRITE_TOKEN",
     "SendBody",
     "Upload",
@@ -59,6 +60,11 @@ LIST_PAGE = 1000
 
 _BODY_CHUNK = 1 << 20
 """Bytes asked for per read of a response body (:func:`read_body`)."""
+
+CHECKSUM_KEY = "artifactio-md5"
+"""The metadata key under which a single-request write stores the MD5 (hex) of the
+whole object, so that ``stat`` reports it and ``sync(compare="checksum")``
+compares without reading the object."""
 
 WRITE_TOKEN = "artifactio-write"
 """The metadata key of a write's token: a random value one write puts on the object
@@ -173,10 +179,18 @@ class ObjectClient(abc.ABC):
             directory entries (SeaweedFS's filer) need it to forget emptied
             directories at once; on S3 the extra keys cost nothing (they ride in
             the batch deletes), on GCS every missing key would cost a request.
+        parts_in_any_order: Whether an :class:`Upload` takes its parts in any
+            order and several at once (S3 multipart uploads; a GCS resumable
+            session takes them one after the other).
+        checks_writes: Whether the service refuses every write (:meth:`put`, each
+            part of an :class:`Upload`) whose bytes do not match a checksum sent
+            with them.
     """
 
     delete_batch: int = 1000
     prune_empty_dirs: bool = False
+    parts_in_any_order: bool = False
+    checks_writes: bool = False
 
     def __init__(self, *, store: str, close_grace: float) -> None:
         """Set up the request count.

@@ -99,6 +99,18 @@ class ObjectReader(RawReader):
         )
         return b"".join(pieces)
 
+    async def read_range(self, offset: int, n: int) -> bytes:
+        """One ranged GET of the pinned version (the block the open fetched serves its part)."""
+        end = min(offset + n, self.size)
+        if offset >= end:
+            return b""
+        if self._block_start == 0 and end <= len(self._block):
+            piece = self._block[offset:end]
+            if end == len(self._block):
+                self._block = b""  # served: do not hold it while the other parts go
+            return piece
+        return await self._get(offset, end)
+
     async def read_at(self, offset: int, n: int) -> bytes:
         end = min(offset + n, self.size)
         if offset >= end:

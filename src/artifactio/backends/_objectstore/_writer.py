@@ -39,6 +39,9 @@ class ObjectWriter(RawWriter):
     caller keeps writing. Part sizes grow by ``part_size`` every 1,000 parts so
     a file never needs more than S3's 10,000 parts; every part size is a multiple
     of ``part_size``, as GCS's 256 KiB rule needs.
+
+    Where the service takes parts in any order (S3), :meth:`write_part` sends the
+    parts a bulk transfer numbers itself, several at once from its own tasks.
     """
 
     def __init__(self, store: ObjectStore, obj: str, exclusive: bool) -> None:
@@ -83,18 +86,28 @@ class ObjectWriter(RawWriter):
             await self._send(part)
             target = self._target()
 
-    async def _send(self, part: bytes) -> None:
+    async def _started(self) -> Upload:
+        """The upload, made by the first caller (callers may be several parts at once)."""
         if self._upload is None:
+            client = await self._store._client()
             if self._starting is None:
-                client = await self._store._client()
                 self._loop = asyncio.get_running_loop()
                 self._starting = self._loop.create_task(
                     client.upload(self._store.bucket, self._obj, exclusive=self._exclusive)
                 )
             # Shielded: once the server may have made the upload, abort() must learn
             # its id to discard it, whatever cancels this task meanwhile.
-            self._upload = await asyncio.shield(self._starting)
-        upload = self._upload
+            upload = await asyncio.shield(self._starting)
+            self._upload = self._upload or upload
+        return self._upload
+
+    async def write_part(self, index: int, offset: int, data: bytes) -> None:
+        upload = await self._started()
+        self._parts = max(self._parts, index + 1)
+        await upload.add_part(index + 1, data)
+
+    async def _send(self, part: bytes) -> None:
+        upload = await self._started()
         while len(self._in_flight) >= max(1, upload.max_in_flight):
             await self._wait_one()
         self._parts += 1
@@ -114,14 +127,15 @@ class ObjectWriter(RawWriter):
     async def commit(self) -> None:
         data = bytes(self._buf)
         self._buf.clear()
+        client = await self._store._client()
         if self._upload is None:
-            client = await self._store._client()
             await client.put(self._store.bucket, self._obj, data, exclusive=self._exclusive)
-            return
-        while self._in_flight:
-            await self._wait_one()
-        await self._upload.complete(data)
-        self._upload = self._starting = None
+        else:
+            while self._in_flight:
+                await self._wait_one()
+            await self._upload.complete(data)
+            self._upload = self._starting = None
+        self.verified = client.checks_writes
 
     async def abort(self) -> None:
         self._buf.clear()
