@@ -21,7 +21,7 @@ import pytest
 
 from artifactio.cli import main
 from artifactio.cli._output import ProgressLine, human_size
-from artifactio.cli._parser import parse_size
+from artifactio.cli._parser import Endpoints, build_parser, parse_endpoint, parse_size
 from artifactio.transfer import TransferProgress
 
 if TYPE_CHECKING:
@@ -293,11 +293,84 @@ def test_option_values_are_never_echoed(capsys: pytest.CaptureFixture[str]) -> N
     argv = ["ls", "--endpoint-url", f"ftp://user:{secret}@127.0.0.1", "s3://bucket/x"]
     status, _, err = run(capsys, *argv)
     assert status == 2
-    assert "endpoint_url" in err
+    assert "--endpoint-url" in err
     assert secret not in err
     status, _, err = run(capsys, "cp", "--part-size", secret, "a", "b")
     assert status == 2
     assert secret not in err
+
+
+# ------------------------------------------------------------------ endpoints
+
+
+@pytest.mark.parametrize(
+    ("text", "scheme", "url"),
+    [
+        ("http://127.0.0.1:8333", None, "http://127.0.0.1:8333"),
+        ("s3=http://127.0.0.1:8333", "s3", "http://127.0.0.1:8333"),
+        ("GS=https://storage.example.com", "gs", "https://storage.example.com"),
+        ("gcs=http://localhost:4443/", "gs", "http://localhost:4443/"),
+    ],
+)
+def test_endpoint_values(text: str, scheme: str | None, url: str) -> None:
+    assert parse_endpoint(text) == (scheme, url)
+
+
+def test_endpoints_by_scheme() -> None:
+    args = build_parser().parse_args(
+        ["ls", "--endpoint-url", "http://a:1", "--endpoint-url", "gcs=http://g:2", "gs://b/x"]
+    )
+    endpoints = args.endpoint_url
+    assert isinstance(endpoints, Endpoints)
+    assert (endpoints.url_for("gs"), endpoints.url_for("s3")) == ("http://g:2", "http://a:1")
+    assert build_parser().parse_args(["ls", "gs://b/x"]).endpoint_url is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["azure=http://127.0.0.1:1"], "the scheme before '=' must be s3, gs or gcs"),
+        (["s3=http://127.0.0.1:1", "s3=http://127.0.0.1:2"], "s3= is given twice"),
+        (["gs=http://127.0.0.1:1", "GCS=http://127.0.0.1:2"], "gs= (or gcs=) is given twice"),
+        (["http://127.0.0.1:1", "http://127.0.0.1:2"], "a URL without SCHEME= is given twice"),
+        (["127.0.0.1:8333"], "must start with http:// or https://"),
+        (["s3=127.0.0.1:8333"], "must start with http:// or https://"),
+        (["s3://bucket"], "must start with http:// or https://"),
+        (["gs="], "must start with http:// or https://"),
+        (["http://127.0.0.1:99999"], "its host or port cannot be read"),
+        (["s3=http://127.0.0.1:0"], "its port is 0"),
+        (["http://bad host:1"], "white space"),
+        (["http://127.0.0.1:1?x=1"], "a query"),
+    ],
+)
+def test_bad_endpoints_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], given: list[str], message: str
+) -> None:
+    argv = [arg for url in given for arg in ("--endpoint-url", url)]
+    status, out, err = run(capsys, "ls", *argv, "s3://bucket/x")
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("artifactio ls: argument --endpoint-url: ")
+    assert message in err
+    for text in given:
+        value = text.split("=", 1)[-1]
+        assert not value or value not in err
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [("s3://bkt/x", "gs://bkt/y"), ("gcs://bkt/x", "s3://bkt/y/"), ("s3://bkt", "GS://bkt/y")],
+)
+def test_one_endpoint_for_two_schemes_is_refused(
+    capsys: pytest.CaptureFixture[str], ends: tuple[str, str]
+) -> None:
+    # Refused before any request: nothing listens on port 9 (it would fail with status 1).
+    status, out, err = run(capsys, "cp", "-r", "--endpoint-url", "http://127.0.0.1:9", *ends)
+    assert (status, out) == (2, "")
+    assert err == (
+        "artifactio cp: --endpoint-url: one URL for both the gs:// and the s3:// ends; "
+        "give each its own: --endpoint-url gs=URL --endpoint-url s3=URL\n"
+    )
 
 
 # ------------------------------------------------------------------ S3 and GCS
@@ -387,6 +460,44 @@ def test_gcs_sync_twice(
     assert (status, json.loads(out)["transferred"]) == (0, 0)
     assert run(capsys, "ls", "-r", *ep, gcs_root)[1].splitlines() == sorted(TREE)
     assert run(capsys, "cat", *ep, gcs_root + "/notes/readme.md")[1] == "# notes\n"
+
+
+@pytest.mark.s3
+@pytest.mark.gcs
+def test_endpoints_per_scheme_reach_their_own_servers(
+    capsys: pytest.CaptureFixture[str],
+    aws_env: str,
+    s3_uri: str,
+    raw_s3: Any,
+    fake_gcs_server: FakeGCSServer,
+    gcs_root: str,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    s3_ep = ["--endpoint-url", f"s3={aws_env}"]
+    gs_ep = ["--endpoint-url", f"gs={fake_gcs_server.url}"]
+    assert run(capsys, "cp", "-r", "--endpoint-url", aws_env, str(src), s3_uri + "/m")[0] == 0
+
+    # S3 (SeaweedFS) -> GCS (fake-gcs-server): each end talks to its own server.
+    status, out, err = run(capsys, "cp", "-r", "--json", *gs_ep, *s3_ep, s3_uri + "/m", gcs_root)
+    assert (status, json.loads(out)["transferred"]) == (0, 4), err
+    assert run(capsys, "ls", "-r", *gs_ep, gcs_root)[1].splitlines() == sorted(TREE)
+    assert run(capsys, "cat", *gs_ep, gcs_root + "/notes/readme.md")[1] == "# notes\n"
+
+    # GCS -> S3 with gcs= and a plain URL: the plain one goes to the end without its own.
+    back = s3_uri + "/back"
+    gcs_ep = ["--endpoint-url", f"gcs={fake_gcs_server.url}", "--endpoint-url", aws_env]
+    status, out, err = run(capsys, "sync", "--json", *gcs_ep, gcs_root, back)
+    assert (status, json.loads(out)["transferred"]) == (0, 4), err
+    prefix = back.split("/", 3)[3] + "/"
+    for rel, data in TREE.items():
+        assert raw_s3.get_object(Bucket=BUCKET, Key=prefix + rel)["Body"].read() == data
+
+    # The same two ends with one plain URL: refused, nothing sent.
+    status, out, err = run(capsys, "sync", "--endpoint-url", aws_env, gcs_root, back)
+    assert (status, out) == (2, "")
+    assert "--endpoint-url s3=URL" in err
 
 
 # ------------------------------------------------------------------ real processes

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from .._config import _endpoint_problem
 from .._primitives import DEFAULT_CONCURRENCY
 
-__all__ = ["UsageError", "build_parser", "parse_size"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Endpoints", "UsageError", "build_parser", "parse_endpoint", "parse_size"]
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
@@ -46,6 +51,88 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+ENDPOINT_SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs"}
+"""The schemes ``--endpoint-url SCHEME=URL`` takes, and the canonical scheme of each."""
+
+_SCHEME_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)=(.*)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the ``--endpoint-url`` options said.
+
+    Attributes:
+        plain: The URL given without a scheme: for every object-store end whose
+            scheme has no URL of its own (``None``: not given).
+        by_scheme: The URL given for each canonical scheme (``"s3"``, ``"gs"``).
+    """
+
+    plain: str | None = None
+    by_scheme: dict[str, str] = field(default_factory=dict)
+
+    def url_for(self, scheme: str) -> str | None:
+        """The endpoint for the ends of canonical ``scheme`` (``None``: the environment's)."""
+        return self.by_scheme.get(scheme, self.plain)
+
+
+def parse_endpoint(text: str) -> tuple[str | None, str]:
+    """``"s3=http://host:port"`` gives ``("s3", "http://host:port")``; a plain URL ``(None, url)``.
+
+    ``gcs=`` is ``gs=``. The URL is ``http(s)://host[:port]`` (a path after it is
+    kept, as the stores take it).
+
+    Raises:
+        ValueError: An unknown scheme, or not such a URL. The message never
+            shows ``text``.
+    """
+    scheme: str | None = None
+    url = text
+    match = _SCHEME_PREFIX.fullmatch(text)
+    if match is not None:
+        given = match.group(1).lower()
+        if given not in ENDPOINT_SCHEMES:
+            raise ValueError("the scheme before '=' must be s3, gs or gcs")
+        scheme, url = ENDPOINT_SCHEMES[given], match.group(2)
+    problem = _endpoint_problem(url)
+    if problem:
+        raise ValueError(
+            f"not an endpoint URL: {problem} (expected [SCHEME=]http(s)://host[:port])"
+        )
+    return scheme, url
+
+
+def _endpoint(text: str) -> tuple[str | None, str]:
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _EndpointAction(argparse.Action):
+    """Collects the ``--endpoint-url`` options into one :class:`Endpoints`; refuses repeats."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, tuple)
+        scheme, url = values
+        seen = getattr(namespace, self.dest, None) or Endpoints()
+        if scheme is None:
+            if seen.plain is not None:
+                raise argparse.ArgumentError(self, "a URL without SCHEME= is given twice")
+            seen = Endpoints(url, seen.by_scheme)
+        else:
+            if scheme in seen.by_scheme:
+                named = "gs= (or gcs=)" if scheme == "gs" else f"{scheme}="
+                raise argparse.ArgumentError(self, f"{named} is given twice")
+            seen = Endpoints(seen.plain, {**seen.by_scheme, scheme: url})
+        setattr(namespace, self.dest, seen)
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -72,8 +159,13 @@ def _common(*, filters: bool = False, dry_run: bool = False) -> _Parser:
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--endpoint-url",
-        metavar="URL",
-        help="the S3 or GCS endpoint (default: AWS_ENDPOINT_URL(_S3), STORAGE_EMULATOR_HOST)",
+        action=_EndpointAction,
+        type=_endpoint,
+        metavar="[SCHEME=]URL",
+        help="an object-store endpoint, http(s)://host[:port]: s3=URL for the S3 ends, "
+        "gs=URL (or gcs=URL) for the GCS ends, a plain URL for the other S3/GCS ends "
+        "(refused when they are of both schemes); repeatable, once per scheme "
+        "(default: AWS_ENDPOINT_URL(_S3), STORAGE_EMULATOR_HOST)",
     )
     group.add_argument("--json", action="store_true", help="print a JSON result on stdout")
     group.add_argument(
@@ -118,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy, sync and inspect files on local disks, S3 and GCS.",
         epilog="URIs: /local/path, relative/path, file:///path, s3://bucket/key, gs://bucket/key. "
         "Credentials come from the usual environment variables (AWS_ACCESS_KEY_ID, "
-        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE..., GOOGLE_APPLICATION_CREDENTIALS).",
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE..., GOOGLE_APPLICATION_CREDENTIALS). "
+        "Between two services: artifactio cp -r s3://a/x gs://b/y "
+        "--endpoint-url s3=http://127.0.0.1:8333 --endpoint-url gs=http://127.0.0.1:4443",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
