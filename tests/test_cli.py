@@ -144,10 +144,15 @@ def test_dry_run_writes_nothing(
     assert "would transfer 4 files" in err
     assert not dst.exists()
 
+    assert f"would copy {src}/a.txt -> {dst}/a.txt (new)" in err.splitlines()  # --json: stderr
+    assert err.count("would copy ") == 4
+
     make_tree(dst, {"stale.txt": b"x"})
     status, out, err = run(capsys, "sync", "--delete", "--dry-run", str(src), str(dst))
     assert status == 0
     assert "would delete 1" in err
+    assert f"would delete {dst}/stale.txt (not in the source)" in out.splitlines()
+    assert out.count("would copy ") == 4
     assert tree_of(dst) == {"stale.txt": b"x"}
     assert run(capsys, "sync", "--delete", str(src), str(dst))[0] == 0
     assert tree_of(dst) == TREE

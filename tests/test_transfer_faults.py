@@ -307,3 +307,23 @@ async def test_sync_by_checksum_reads_no_object_back(
         assert (report.transferred, report.skipped, report.failed) == (1, len(files) - 1, 0)
     reads = [r for r in proxy.requests if r.method == "GET" and not _is_listing(backend, r)]
     assert [r for r in reads if backend.kind == "s3" or "alt=media" in r.target] == []
+
+
+async def test_retries_do_not_multiply_across_layers(
+    backend: Backend, proxy: FaultProxy, local: LocalStore
+) -> None:
+    await fill(local, {"a.bin": b"a" * 100})
+    method = "PUT" if backend.kind == "s3" else "POST"
+    proxy.add(Reset(), method=method, times=None)  # every write's connection is reset
+    seen: list[int] = []
+    async with backend.store(proxy, retries=2) as store:
+        for retries in (0, 3):
+            proxy.requests.clear()
+            report = await artifactio.copy((local, "a.bin"), (store, "a.bin"), retries=retries)
+            assert report.failed == 1
+            assert "StoreConnectionError" in report.failures[0]["error"]
+            seen.append(len([r for r in proxy.requests if r.method == method]))
+    # The store retried its request; the transfer, which would retry 3 times, did not
+    # start it over once more.
+    assert seen[0] >= 3
+    assert seen[1] == seen[0]

@@ -26,9 +26,13 @@ Backends translate their client library's errors only at their boundary, with
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 __all__ = [
     "ArtifactioError",
@@ -41,9 +45,13 @@ __all__ = [
     "UnsupportedSchemeError",
     "directory_not_empty",
     "invalid_argument",
+    "mark_retried",
     "os_error",
     "renamed",
+    "was_retried",
 ]
+
+_RETRIED = "_artifactio_retried"
 
 
 class ArtifactioError(Exception):
@@ -90,6 +98,23 @@ _MESSAGES = {
     NotADirectoryError: (errno.ENOTDIR, "not a directory"),
     PermissionError: (errno.EACCES, "permission denied"),
 }
+
+
+def mark_retried(exc: E) -> E:
+    """Note on ``exc`` that it was retried already, so that no outer layer retries it again.
+
+    A store whose requests are retried (S3, GCS: their ``retries`` option) marks
+    what it raises after its retries; so does a transfer's retry of one part of
+    a large file. Retries then never multiply across layers. Returns ``exc``.
+    """
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _RETRIED, True)
+    return exc
+
+
+def was_retried(exc: BaseException) -> bool:
+    """Whether :func:`mark_retried` marked ``exc``."""
+    return bool(getattr(exc, _RETRIED, False))
 
 
 def os_error(
@@ -152,4 +177,5 @@ def renamed(exc: OSError, op: str, path: str) -> OSError:
     text = f"{op}: {detail}"
     if text == exc.strerror and exc.filename == path:
         return exc
-    return type(exc)(exc.errno, text, path)
+    new = type(exc)(exc.errno, text, path)
+    return mark_retried(new) if was_retried(exc) else new

@@ -31,6 +31,7 @@ import aiohttp
 import anyio
 
 from .._config import redact_url
+from .._exceptions import mark_retried
 from ._gcs_protocol import map_error, retry_delay, should_retry
 from ._objectstore import read_body
 from ._objectstore._client import SendBody, send_bounded
@@ -241,6 +242,8 @@ class Transport:
                 except Exception as exc:
                     if tries >= retries or not should_retry(exc):
                         mapped = map_error(exc, op, path, endpoint=self._shown, missing=missing)
+                        if retries:
+                            mark_retried(mapped)
                         if mapped is exc:
                             raise
                         raise mapped from exc

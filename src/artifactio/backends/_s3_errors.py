@@ -23,6 +23,8 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -35,7 +37,14 @@ from .._redact import redact_text
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["FAILURES", "NOT_FOUND", "error_code", "error_message", "map_error"]
+__all__ = [
+    "FAILURES",
+    "NOT_FOUND",
+    "error_code",
+    "error_message",
+    "map_error",
+    "retried_by_botocore",
+]
 
 
 NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
@@ -158,3 +167,18 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Message", ""))
     return ""
+
+
+def retried_by_botocore(exc: BaseException) -> bool:
+    """Whether botocore's own retries (``retries``) had their go at this failure.
+
+    They cover the API call up to its answer: error statuses (``ClientError``)
+    and connections that failed or closed. A failure while the body of an answer
+    was being read (an incomplete or stalled body, a read timeout, which may be
+    either) happened after the call returned, and no retry saw it.
+    """
+    if isinstance(exc, ClientError):
+        return True
+    if isinstance(exc, (ResponseStreamingError, ReadTimeoutError)):
+        return False
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))

@@ -54,7 +54,7 @@ from botocore.exceptions import (
 from .. import __version__
 from .._concurrency import for_each, shielded
 from .._config import S3Config, check_endpoint
-from .._exceptions import InvalidPathError
+from .._exceptions import InvalidPathError, mark_retried
 from .._paths import StoreRoot
 from .._redact import guard_loggers, register_secrets, register_url
 from ._objectstore import (
@@ -70,7 +70,14 @@ from ._objectstore import (
     release_session,
 )
 from ._objectstore._client import CHECKSUM_KEY, WRITE_TOKEN, new_token
-from ._s3_errors import FAILURES, NOT_FOUND, error_code, error_message, map_error
+from ._s3_errors import (
+    FAILURES,
+    NOT_FOUND,
+    error_code,
+    error_message,
+    map_error,
+    retried_by_botocore,
+)
 from ._s3_upload import BoundedSession, S3Upload, abort_orphans, create_upload, token_of
 
 if TYPE_CHECKING:
@@ -128,8 +135,10 @@ class S3Client(ObjectClient):
         max_in_flight: int,
         copy_threshold: int,
         copy_part_size: int,
+        retried: bool = False,
     ) -> None:
         super().__init__(store=store, close_grace=read_timeout)
+        self._retried = retried
         self.s3 = s3
         self._read_timeout = read_timeout
         self._endpoint = endpoint
@@ -153,7 +162,10 @@ class S3Client(ObjectClient):
         try:
             yield
         except FAILURES as exc:
-            raise map_error(exc, op, bucket, key, self._endpoint) from exc
+            mapped = map_error(exc, op, bucket, key, self._endpoint)
+            if self._retried and retried_by_botocore(exc):
+                mark_retried(mapped)  # not again in a transfer
+            raise mapped from exc
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
@@ -510,4 +522,5 @@ class S3Store(ObjectStore):
             max_in_flight=max(1, min(cfg.concurrency, 4)),
             copy_threshold=self.multipart_copy_threshold,
             copy_part_size=self.copy_part_size,
+            retried=cfg.retries > 0,
         )

@@ -5,13 +5,17 @@ Both open their stores with the command's options (:class:`StoreSet`), hand
 show the transfer's progress: a live line on a terminal, else nothing until the
 one-line summary at the end (both on stderr). ``--json`` prints the report's
 JSON form on stdout. The exit status is 0 only when every file succeeded; each
-failure is listed on stderr as ``path: error``.
+failure is listed on stderr as ``path: error``. ``--dry-run`` changes nothing and
+lists each action it would take, one per line (``would copy SRC -> DST (new)``,
+``would delete DST (not in the source)``): on stdout, or on stderr with ``--json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .._primitives import DEFAULT_PART_SIZE
 from ..transfer import copy, sync
@@ -20,6 +24,7 @@ from ._stores import StoreSet, Target
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
     from ..transfer import TransferReport
 
@@ -33,11 +38,13 @@ async def run_transfer(args: argparse.Namespace) -> int:
     stores = StoreSet(
         endpoint_url=args.endpoint_url, concurrency=args.concurrency, part_size=args.part_size
     )
+    listing = _listing(sys.stderr if args.json else sys.stdout) if args.dry_run else None
     try:
         async with stores:
             src = stores.target(args.src)
             dst = stores.target(args.dst)
-            report = await _run(args, src, dst, progress)
+            with listing or contextlib.nullcontext():
+                report = await _run(args, src, dst, progress)
     finally:
         if progress is not None:
             progress.clear()
@@ -72,6 +79,35 @@ async def _run(
         dry_run=args.dry_run,
         progress=progress,
     )
+
+
+class _Lines(logging.Handler):
+    """Prints each record's message on its own line (the dry run's actions)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(logging.INFO)
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=self._stream, flush=True)
+
+
+@contextlib.contextmanager
+def _listing(stream: TextIO) -> Iterator[None]:
+    """While the block runs, print the transfer's dry-run actions on ``stream``."""
+    logger = logging.getLogger("artifactio.transfer")
+    handler = _Lines(stream)
+    handler.addFilter(lambda record: record.getMessage().startswith("would "))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # printed here, not again by a root handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _print_report(command: str, report: TransferReport, *, as_json: bool) -> int:

@@ -32,12 +32,18 @@ sides' reported checksums are compared when they are comparable. A mismatch
 raises :class:`~artifactio.IntegrityError` (retried like any transient error),
 and the destination file that failed the check is removed, so a later ``sync``
 cannot take it for up to date.
+
+A dry run moves and deletes nothing; it logs each action it would take at INFO
+on the ``artifactio.transfer`` logger (``would copy SRC -> DST (reason)``,
+``would delete DST (not in the source)``), which is what ``artifactio cp/sync --dry-run``
+prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 from typing import TYPE_CHECKING
 
 from .._concurrency import for_each_borrowing, shielded
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
     from ._retry import Retrying
 
 __all__ = ["ItemRunner", "StopTransfer"]
+
+logger = logging.getLogger("artifactio.transfer")
 
 
 class StopTransfer(Exception):
@@ -113,6 +121,8 @@ class ItemRunner:
                 self.tally.skipped_file()
                 return
             if self.plan.dry_run:
+                logger.info("would copy %s -> %s (%s)", source, self.dst.full(action.path),
+                            action.reason)  # fmt: skip
                 item.done()
                 self.tally.transferred_file(action.size)
                 return
@@ -137,7 +147,9 @@ class ItemRunner:
         """
         target = self.dst.full(action.path)
         store = self.dst.store
-        if not self.plan.dry_run:
+        if self.plan.dry_run:
+            logger.info("would delete %s%s (not in the source)", target, "/" * action.is_dir)
+        else:
             try:
                 if action.is_dir:
                     await self.retrying.call(lambda: store.rmtree(target))

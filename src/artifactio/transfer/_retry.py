@@ -11,9 +11,11 @@ outside the store and every other error fail the item at once.
 
 Waits grow exponentially with full jitter (a random wait between 0 and
 ``base * 2**attempt``, at most ``cap``), so items that failed together do not
-retry together. An error one call gave up on is not retried by another call
-around it (the parts of a large file are retried one by one, inside the
-file's own retries). One :class:`RetryBudget` is shared by every item of a transfer:
+retry together. A failure is retried in one layer only
+(:func:`~artifactio._exceptions.was_retried`): what a store raises after its own
+request retries (S3 and GCS with ``retries`` above 0) fails the item at once,
+and a part of a large file that was retried alone is not retried again with
+its whole file. One :class:`RetryBudget` is shared by every item of a transfer:
 each retry spends a token and each success earns a tenth of one back, so a
 flaky link costs a few retries while a service that is down makes the
 transfer's items fail quickly instead of each one waiting out its own
@@ -23,7 +25,6 @@ retries — the retries of the layers and the items never multiply unbounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import random
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from .._exceptions import IntegrityError
+from .._exceptions import IntegrityError, mark_retried, was_retried
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["RetryBudget", "RetryPolicy", "Retrying", "is_transient"]
 
 T = TypeVar("T")
-
-_SPENT = "_artifactio_retries_spent"
-"""Set on an error whose retries were used up, so that no outer call retries it again."""
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,  # StoreConnectionError, resets, refused connections
@@ -139,8 +137,8 @@ class Retrying:
             once when ``exc`` is not transient, this item's retries are used up,
             or the shared budget is empty.
         """
-        if getattr(exc, _SPENT, False):
-            return False  # an inner call (one part of a large file) already retried it
+        if was_retried(exc):
+            return False  # the store's request retries, or an inner call, had their go
         if not is_transient(exc) or tries > self.policy.retries or not self.budget.spend():
             return False
         self.retried += 1
@@ -166,8 +164,7 @@ class Retrying:
             except Exception as exc:
                 if await self.pause(exc, tries):
                     continue
-                with contextlib.suppress(AttributeError, TypeError):
-                    setattr(exc, _SPENT, True)  # an outer call does not retry it again
+                mark_retried(exc)  # an outer call does not retry it again
                 raise
             self.succeeded()
             return result
