@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import io
 import pkgutil
 import sys
@@ -17,6 +18,24 @@ import artifactio
 from artifactio import _registry
 from artifactio.backends.memory import MemoryStore
 
+_OUTSIDE_THE_TEST_EXTRA = {"zenml": "artifactio.integrations.zenml"}
+"""Frameworks the test extra leaves out (each has its own environment), and the
+integration modules that need them: their modules are checked where they are installed."""
+
+
+def _installed(package: str) -> bool:
+    # A directory of tests named like the package is a namespace package, not it.
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin is not None
+
+
+def _needs_missing_framework(name: str) -> bool:
+    return any(
+        (name == module or name.startswith(module.rpartition(".")[0] + "._" + framework))
+        and not _installed(framework)
+        for framework, module in _OUTSIDE_THE_TEST_EXTRA.items()
+    )
+
 
 def _modules() -> list[types.ModuleType]:
     """Every module of the package that imports with the test extra installed."""
@@ -24,7 +43,7 @@ def _modules() -> list[types.ModuleType]:
     names += [
         info.name
         for info in pkgutil.walk_packages(artifactio.__path__, prefix="artifactio.")
-        if info.name != "artifactio.__main__"
+        if info.name != "artifactio.__main__" and not _needs_missing_framework(info.name)
     ]
     return [importlib.import_module(name) for name in names]
 

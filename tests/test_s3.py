@@ -1,6 +1,8 @@
 """The S3 backend against a real SeaweedFS server (started once per session).
 
-The conformance suite runs through the async API and the sync facade; the tests
+The conformance suite runs through the async API and the sync facade, once with
+the lean request path (the default) and once with every request through
+aiobotocore; the tests
 below it cover what only S3 has: multipart uploads and their abort, pinned
 ranged reads, listings past one page, server-side copies in parts, credentials,
 an unreachable endpoint, and clients that live on several event loops.
@@ -75,6 +77,23 @@ class TestS3Conformance(ConformanceSuite):
     def async_store_factory(self, s3_root: str, s3_options: dict[str, Any]) -> StoreFactory:
         return StoreFactory(
             lambda: S3Store(s3_root, part_size=PART, **s3_options),
+            Capabilities(object_store=True),
+        )
+
+
+class BotocoreS3Store(S3Store):
+    """An S3 store whose every request goes through aiobotocore (no lean path)."""
+
+    lean_requests = False
+
+
+class TestS3ConformanceBotocorePath(ConformanceSuite):
+    """The same rows with the lean request path off: both paths keep every row."""
+
+    @pytest.fixture
+    def async_store_factory(self, s3_root: str, s3_options: dict[str, Any]) -> StoreFactory:
+        return StoreFactory(
+            lambda: BotocoreS3Store(s3_root, part_size=PART, **s3_options),
             Capabilities(object_store=True),
         )
 

@@ -54,7 +54,7 @@ from botocore.exceptions import (
 from .. import __version__
 from .._concurrency import for_each, shielded
 from .._config import S3Config, check_endpoint
-from .._exceptions import InvalidPathError, mark_retried
+from .._exceptions import InvalidPathError, mark_retried, was_retried
 from .._paths import StoreRoot
 from .._redact import guard_loggers, register_secrets, register_url
 from ._objectstore import (
@@ -78,6 +78,7 @@ from ._s3_errors import (
     map_error,
     retried_by_botocore,
 )
+from ._s3_lean import MAX_BODY, LeanS3
 from ._s3_upload import BoundedSession, S3Upload, abort_orphans, create_upload, token_of
 
 if TYPE_CHECKING:
@@ -136,9 +137,11 @@ class S3Client(ObjectClient):
         copy_threshold: int,
         copy_part_size: int,
         retried: bool = False,
+        lean: LeanS3 | None = None,
     ) -> None:
         super().__init__(store=store, close_grace=read_timeout)
         self._retried = retried
+        self._lean = lean
         self.s3 = s3
         self._read_timeout = read_timeout
         self._endpoint = endpoint
@@ -163,14 +166,14 @@ class S3Client(ObjectClient):
             yield
         except FAILURES as exc:
             mapped = map_error(exc, op, bucket, key, self._endpoint)
-            if self._retried and retried_by_botocore(exc):
+            if self._retried and (retried_by_botocore(exc) or was_retried(exc)):
                 mark_retried(mapped)  # not again in a transfer
             raise mapped from exc
 
     async def head(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
             with self.map_errors("stat", bucket, key), self.request("stat"):
-                r = await self.s3.head_object(Bucket=bucket, Key=key)
+                r = await (self._lean or self.s3).head_object(Bucket=bucket, Key=key)
         except FileNotFoundError:
             return None
         etag = _etag(r.get("ETag"))
@@ -201,7 +204,7 @@ class S3Client(ObjectClient):
         # botocore asks for EncodingType=url and decodes what comes back, so keys that
         # XML cannot hold (\x01...) list unchanged.
         with self.map_errors("list", bucket, prefix), self.request("list"):
-            r = await self.s3.list_objects_v2(**kwargs)
+            r = await (self._lean or self.s3).list_objects_v2(**kwargs)
         objects = [
             ObjectMeta(
                 o["Key"],
@@ -244,6 +247,8 @@ class S3Client(ObjectClient):
     async def _get(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """``GetObject`` and its body (read with our own stall timeout)."""
         with self.request("read"):
+            if self._lean is not None:
+                return await self._lean.get_object(**kwargs)
             r: dict[str, Any] = await self.s3.get_object(**kwargs)
             body = r["Body"]
             try:
@@ -278,8 +283,9 @@ class S3Client(ObjectClient):
             kwargs["IfNoneMatch"] = "*"
             metadata[WRITE_TOKEN] = token
         try:
+            lean = self._lean if len(data) <= MAX_BODY else None
             with self.map_errors("write", bucket, key), self.request("write"):
-                await self.s3.put_object(**kwargs)
+                await (lean or self.s3).put_object(**kwargs)
         except FileExistsError:
             # A repeat (the first answer lost) meets the object the first attempt made.
             if token is None or await token_of(self, bucket, key) != token:
@@ -356,12 +362,10 @@ class S3Client(ObjectClient):
     async def delete(self, bucket: str, key: str) -> None:
         with self.map_errors("delete", bucket, key), self.request("delete"):
             try:
-                await self.s3.delete_object(Bucket=bucket, Key=key)
+                await (self._lean or self.s3).delete_object(Bucket=bucket, Key=key)
             except ClientError as exc:
-                if (
-                    error_code(exc) not in NOT_FOUND
-                ):  # a missing key is fine, a missing bucket is not
-                    raise
+                if error_code(exc) not in NOT_FOUND:
+                    raise  # a missing key is fine, a missing bucket is not
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
         # Keys an XML body cannot carry (made by other tools) are deleted one by one.
@@ -455,6 +459,9 @@ class S3Store(ObjectStore):
     copy_part_size: int = 1 * GiB
     """Part size of server-side copies in parts (grown to stay within 10,000 parts)."""
 
+    lean_requests: bool = True
+    """Send small hot requests on the lean path (:mod:`._s3_lean`) where it applies."""
+
     def __init__(self, root: str = "s3://", **options: Any) -> None:
         self.config = S3Config(path=root, **options)
         if (self.config.key is None) != (self.config.secret is None):
@@ -523,4 +530,9 @@ class S3Store(ObjectStore):
             copy_threshold=self.multipart_copy_threshold,
             copy_part_size=self.copy_part_size,
             retried=cfg.retries > 0,
+            lean=(
+                LeanS3.attach(s3, retries=cfg.retries, read_timeout=cfg.read_timeout)
+                if self.lean_requests
+                else None
+            ),
         )
