@@ -257,9 +257,9 @@ async def test_text_tell_gives_a_position_seek_returns_to(
 
     Small blocks split "\\r\\n" and multi-byte characters across reads.
     """
-    from artifactio.backends import memory
+    from artifactio._files import BytesReader  # what a memory store's file reads through
 
-    monkeypatch.setattr(memory._Reader, "block_size", block_size, raising=False)
+    monkeypatch.setattr(BytesReader, "block_size", block_size, raising=False)
     store = MemoryStore(memory_root)
     await store.write_bytes("t.txt", TEXT.encode())
     reference = io.TextIOWrapper(io.BytesIO(TEXT.encode()), encoding="utf-8", newline=newline)

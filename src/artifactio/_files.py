@@ -32,6 +32,7 @@ __all__ = [
     "AsyncFile",
     "AsyncReadFile",
     "AsyncWriteFile",
+    "BytesReader",
     "OpenContext",
     "RawReader",
     "RawWriter",
@@ -149,6 +150,20 @@ class RawReader(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the reader's resources."""
+
+
+class BytesReader(RawReader):
+    """A reader of bytes in memory (a memory store's file, a small local file read whole)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        return self._data[offset : offset + n]
+
+    async def read_range(self, offset: int, n: int) -> bytes:
+        return self._data[offset : offset + n]
 
 
 class RawWriter(abc.ABC):

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 from .._blocking import run_blocking
 from .._config import LocalConfig
 from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
+from .._files import BytesReader
 from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 from ._local_files import (
@@ -68,6 +69,10 @@ if TYPE_CHECKING:
 __all__ = ["LocalStore"]
 
 _TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
+
+READ_WHOLE = 256 * 1024
+"""Files up to this size are read whole when opened for reading (one worker-thread hop
+for open, read and close, instead of one per call), and held in memory while open."""
 _ROOT_INFO = EntryInfo("dir")
 
 
@@ -385,7 +390,7 @@ class LocalStore(AsyncArtifactStore):
                     if described.is_dir and not entry.is_symlink():
                         pending.append((entry.path, child))
 
-    def _open_reader_sync(self, key: str) -> tuple[BinaryIO, int]:
+    def _open_reader_sync(self, key: str) -> RawReader:
         loc = self._locate(key, "open")
         if not key:
             raise self._err(IsADirectoryError, "open", key)
@@ -393,10 +398,13 @@ class LocalStore(AsyncArtifactStore):
             file = open(loc.path, "rb")  # noqa: SIM115 - closed by the reader
             try:
                 size = os.fstat(file.fileno()).st_size
+                if size <= READ_WHOLE:  # read at once: no more trips to a worker thread
+                    with file:
+                        return BytesReader(file.read())
             except BaseException:
                 file.close()
                 raise
-        return file, size
+        return LocalReader(file, size)
 
     def _open_writer_sync(self, key: str) -> tuple[BinaryIO, str, str]:
         loc = self._locate(key, "open")
@@ -492,8 +500,7 @@ class LocalStore(AsyncArtifactStore):
         yield await run_blocking(self._scandir_sync, key)
 
     async def _open_reader(self, key: str) -> RawReader:
-        file, size = await run_blocking(self._open_reader_sync, key)
-        return LocalReader(file, size)
+        return await run_blocking(self._open_reader_sync, key)
 
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         file, tmp, target = await run_blocking(self._open_writer_sync, key)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import MemoryConfig
 from .._exceptions import os_error
-from .._files import RawReader, RawWriter
+from .._files import BytesReader, RawReader, RawWriter
 from .._paths import StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 
@@ -91,18 +91,6 @@ def clear(name: str) -> None:
     """Forget everything stored under ``memory://name``."""
     with _REGISTRY_LOCK:
         _FILESYSTEMS.pop(name, None)
-
-
-class _Reader(RawReader):
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.size = len(data)
-
-    async def read_at(self, offset: int, n: int) -> bytes:
-        return self._data[offset : offset + n]
-
-    async def read_range(self, offset: int, n: int) -> bytes:
-        return self._data[offset : offset + n]
 
 
 class _Writer(RawWriter):
@@ -196,7 +184,7 @@ class MemoryStore(AsyncArtifactStore):
             if f is None:
                 cls = IsADirectoryError if path in fs.children else FileNotFoundError
                 raise self._err(cls, "open", key)
-            return _Reader(f.data)
+            return BytesReader(f.data)
 
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         path = self._abs(key)

@@ -66,6 +66,14 @@ __all__ = ["ItemRunner", "StopTransfer"]
 logger = logging.getLogger("artifactio.transfer")
 
 
+def _changed(offset: int, got: int, wanted: int) -> OSError:
+    """The source gave fewer bytes than its size promised (ESTALE: worth another try)."""
+    return OSError(
+        errno.ESTALE,
+        f"the source changed while it was read: {got} bytes at byte {offset}, not {wanted}",
+    )
+
+
 class StopTransfer(Exception):
     """Raised by an item of a ``fail_fast`` transfer after its failure was recorded."""
 
@@ -211,9 +219,14 @@ class ItemRunner:
     ) -> tuple[int, list[Digest]]:
         """Read and write ``part_size`` bytes at a time; the size and the digests of the bytes."""
         digests = [Digest(name) for name in self._algorithms]
-        part = self.plan.part_size
+        part, size = self.plan.part_size, reader.size
         moved = 0
-        while chunk := await reader.read_at(moved, part):
+        while moved < size:
+            want = min(part, size - moved)
+            # A file read in one go needs no read-ahead: one ranged read.
+            chunk = await (reader.read_range if want == size else reader.read_at)(moved, want)
+            if len(chunk) != want:
+                raise _changed(moved, len(chunk), want)
             for digest in digests:
                 digest.update(chunk)
             await writer.write(chunk)
@@ -235,11 +248,7 @@ class ItemRunner:
             offset, length = parts[index]
             data = await reader.read_range(offset, length)
             if len(data) != length:
-                raise OSError(
-                    errno.ESTALE,
-                    f"the source changed while it was read: part {index + 1} at byte {offset} "
-                    f"has {len(data)} bytes, not {length}",
-                )
+                raise _changed(offset, len(data), length)
             await writer.write_part(index, offset, data)
 
         async def one(index: int) -> None:
