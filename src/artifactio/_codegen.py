@@ -209,7 +209,33 @@ coroutines run is in ``_sync/_functions.py``.
 """,
 )
 
-FACADES = (STORE, BLOCKING)
+DASK_BLOCKING = Facade(
+    source=PACKAGE_DIR / "integrations" / "dask.py",
+    target=PACKAGE_DIR / "integrations" / "dask_blocking.py",
+    base=(".._sync._functions", "run"),
+    doc_rules=[
+        (
+            r"\b(?:await\s+)?artifactio\.integrations\.dask\.(copy|sync)\b",
+            r"artifactio.integrations.dask_blocking.\1",
+        )
+    ],
+    module_doc="""Blocking twins of the transfers on a Dask cluster: ``copy`` and ``sync``.
+
+Generated from :func:`artifactio.integrations.dask.copy` and
+:func:`artifactio.integrations.dask.sync`: the same parameters, defaults, type
+hints and docstrings; each runs its coroutine to completion (on the event loop
+thread the blocking transfers of :mod:`artifactio.blocking` share) and returns
+the merged :class:`~artifactio.TransferReport`. Pass a synchronous
+``distributed.Client``: an asynchronous one runs on its own event loop, which
+a blocking call there would hold up (it is refused with ``RuntimeError``). A
+``KeyboardInterrupt`` cancels the transfer: the shards not finished are
+cancelled on the cluster before it reaches the caller. How the coroutines run
+is in ``_sync/_functions.py``; how the transfer is cut and run is in
+:mod:`artifactio.integrations.dask`.
+""",
+)
+
+FACADES = (STORE, BLOCKING, DASK_BLOCKING)
 """Every generated module."""
 
 SOURCE, TARGET, BANNER = STORE.source, STORE.target, STORE.banner
