@@ -25,7 +25,8 @@ from blockbuster import BlockBusterFunction, BlockingError, blockbuster_ctx
 import artifactio
 from artifactio._blocking import InlineSuspendedError, run_inline
 from artifactio.backends import local
-from artifactio.backends.local import READ_WHOLE, LocalStore
+from artifactio.backends._local_files import SMALL_FILE
+from artifactio.backends.local import LocalStore
 from artifactio.testing import SyncAsAsync, covers
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ async def test_cancellation_of_a_new_file_leaves_nothing(root: Path) -> None:
 
 
 async def test_cancelled_reader_still_closes_its_file(store: LocalStore) -> None:
-    await store.write_bytes("f.bin", b"x" * (READ_WHOLE + 1))  # kept open while read
+    await store.write_bytes("f.bin", b"x" * (SMALL_FILE + 1))  # kept open while read
     with anyio.CancelScope() as scope:
         async with store.open("f.bin", "rb") as f:
             await f.read(10)
@@ -588,13 +589,13 @@ async def test_file_data_moves_through_aiofiles_on_asyncio(
         return real_wrap(file, **kwargs)
 
     monkeypatch.setattr(aiofiles.threadpool, "wrap", spy)
-    data = os.urandom(READ_WHOLE + 1)
+    data = os.urandom(SMALL_FILE + 1)
     await store.write_bytes("a.bin", data)
     assert await store.read_bytes("a.bin") == data
     assert len(wrapped) == 2  # the writer's file and the reader's file
     await store.write_bytes("small.bin", b"data")
     assert await store.read_bytes("small.bin") == b"data"
-    assert len(wrapped) == 3  # a small file is read whole when opened, in one worker call
+    assert len(wrapped) == 2  # a small file is written and read in one worker call each
 
 
 # ------------------------------------------------------------------ inline driving

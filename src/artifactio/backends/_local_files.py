@@ -190,6 +190,12 @@ class _FileCalls:
         return await getattr(self._aio, method)(*args)
 
 
+SMALL_FILE = 256 * 1024
+"""A file up to this size is read whole when opened for reading, and written at its
+commit: one worker-thread call for open, read and close (or write, close and
+rename) instead of one per call. Its bytes are held in memory meanwhile."""
+
+
 class LocalReader(RawReader):
     """Reads a plain file opened for reading, ``size`` bytes long."""
 
@@ -228,18 +234,35 @@ class LocalWriter(RawWriter):
     def __init__(self, file: BinaryIO, tmp: str, commit: Callable[[], None]) -> None:
         self._file = _FileCalls(file)
         self._commit = commit
+        self._held: list[bytes] = []  # the start of a file that may stay small
+        self._held_size = 0
         # Removes the temporary file if this writer is dropped without commit or abort.
         self._discard = weakref.finalize(self, _discard, file, tmp)
 
     async def write(self, data: bytes) -> None:
+        # A small file is written with its commit, in one worker call.
+        if self._held_size + len(data) <= SMALL_FILE:
+            self._held.append(bytes(data))
+            self._held_size += len(data)
+            return
+        if self._held:
+            data = b"".join((*self._held, data))
+            self._held, self._held_size = [], 0
         await self._file.call("write", data)
 
     async def write_part(self, index: int, offset: int, data: bytes) -> None:
         await run_blocking(_pwrite, self._file.raw.fileno(), offset, data)
 
     async def commit(self) -> None:
-        await run_blocking(self._commit)
+        held, self._held, self._held_size = b"".join(self._held), [], 0
+        await run_blocking(self._write_and_commit, held)
         self._discard.detach()
 
+    def _write_and_commit(self, held: bytes) -> None:
+        if held:
+            self._file.raw.write(held)
+        self._commit()
+
     async def abort(self) -> None:
+        self._held, self._held_size = [], 0
         await cleanup(self._discard)

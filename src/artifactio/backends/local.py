@@ -51,6 +51,7 @@ from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 from ._local_files import (
     NEW_FILE_FLAGS,
+    SMALL_FILE,
     LocalReader,
     LocalWriter,
     cleanup,
@@ -70,9 +71,6 @@ __all__ = ["LocalStore"]
 
 _TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
 
-READ_WHOLE = 256 * 1024
-"""Files up to this size are read whole when opened for reading (one worker-thread hop
-for open, read and close, instead of one per call), and held in memory while open."""
 _ROOT_INFO = EntryInfo("dir")
 
 
@@ -398,7 +396,7 @@ class LocalStore(AsyncArtifactStore):
             file = open(loc.path, "rb")  # noqa: SIM115 - closed by the reader
             try:
                 size = os.fstat(file.fileno()).st_size
-                if size <= READ_WHOLE:  # read at once: no more trips to a worker thread
+                if size <= SMALL_FILE:  # read at once: no more trips to a worker thread
                     with file:
                         return BytesReader(file.read())
             except BaseException:
