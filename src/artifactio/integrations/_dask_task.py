@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from .._concurrency import shielded
 from .._paths import split_scheme
-from .._registry import open_store
+from .._registry import get_backend, open_store
 from .._store import AsyncArtifactStore
 from ..transfer import TransferPlan, TransferReport, execute
 from ..transfer._endpoints import parse_location
@@ -104,6 +104,10 @@ class StoreSpec:
     def location(self) -> str:
         """The path as the engine takes it (with its trailing ``/`` when it had one)."""
         return self.path + "/" if self.as_dir else self.path
+
+    def load_backend(self) -> None:
+        """Import the backend that serves this end (best done outside an event loop)."""
+        get_backend(self.scheme)
 
     def open(self, concurrency: int) -> AsyncArtifactStore:
         """Open the store (a connection pool that fits ``concurrency``, unless an option says)."""
@@ -206,4 +210,6 @@ def run_shard(task: ShardTask) -> TransferReport:
         Exception: What :func:`artifactio.transfer.execute` raises about the ends
             (Dask retries the task as many times as it was submitted with).
     """
+    task.src.load_backend()
+    task.dst.load_backend()
     return asyncio.run(_run(task))

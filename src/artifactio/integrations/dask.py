@@ -369,6 +369,8 @@ class _Driver:
     async def run(self, src: StoreSpec, dst: StoreSpec) -> TransferReport:
         """Cut, submit and collect every shard; the merged report."""
         started = time.monotonic()
+        for end in (src, dst):
+            await anyio.to_thread.run_sync(end.load_backend)
         if "memory" in (src.scheme, dst.scheme):
             await self._refuse_memory_across_processes()
         try:
