@@ -709,3 +709,30 @@ async def fill_dir(root: Path, files: dict[str, bytes]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     async with LocalStore(str(root)) as store:
         await fill(store, files)
+
+
+class NoStreaming(LocalStore):
+    """A local store that refuses to open readers: what it serves must not be streamed."""
+
+    async def _open_reader(self, key: str) -> RawReader:
+        raise AssertionError(f"{key} was streamed")
+
+
+async def test_files_between_local_disks_are_copied_by_the_kernel(tmp_path: Path) -> None:
+    files = make_tree(count=30, big=3 * MiB)
+    (tmp_path / "a").mkdir()
+    async with NoStreaming(str(tmp_path / "a")) as src, LocalStore(str(tmp_path / "b")) as dst:
+        await fill_dir(tmp_path / "a", files)
+        report = await artifactio.copy((src, "."), (dst, "."), recursive=True)
+        assert counts(report) == (len(files), 0, 0, sum(map(len, files.values())))
+        assert await contents(dst) == files
+        assert not any(n.rpartition("/")[2].startswith(".") for n in _all_names(tmp_path / "b"))
+        await dst.write_bytes("d0/new.bin", b"mine")
+        await src.write_bytes("d0/new.bin", b"theirs")
+        again = await artifactio.copy((src, "."), (dst, "."), recursive=True, overwrite=False)
+        assert (again.transferred, again.skipped) == (0, len(files) + 1)
+        assert await dst.read_bytes("d0/new.bin") == b"mine"
+        await src.write_bytes("d0/newer.bin", b"1")
+        again = await artifactio.copy((src, "."), (dst, "."), recursive=True, overwrite=False)
+        assert (again.transferred, again.skipped) == (1, len(files) + 1)
+        assert await dst.read_bytes("d0/newer.bin") == b"1"

@@ -203,6 +203,22 @@ class StorePrimitives(abc.ABC):
                     if entry.is_dir:
                         stack.append(child)
 
+    async def _copy_from(
+        self, source: StorePrimitives, src: str, dst: str, *, exclusive: bool
+    ) -> int | None:
+        """Copy file ``src`` of another store onto ``dst`` here, without streaming it, if possible.
+
+        Bulk transfers ask before streaming a file between two stores. A backend
+        that can have the bytes copied outside this process (two local disks: the
+        kernel copies) does it, all or nothing, and returns the size copied;
+        ``exclusive`` makes it raise ``FileExistsError`` when ``dst`` exists by
+        then. The default returns ``None``: the caller streams the file.
+
+        Raises:
+            FileNotFoundError: ``src`` is missing.
+        """
+        return None
+
     async def _copy_file(self, src: str, dst: str) -> None:
         """Copy file ``src`` onto ``dst`` (checks were done). Default: stream it."""
         reader = await self._open_reader(src)

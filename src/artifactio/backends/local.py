@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
     from .._files import RawReader, RawWriter
+    from .._primitives import StorePrimitives
 
 __all__ = ["LocalStore"]
 
@@ -469,8 +470,11 @@ class LocalStore(AsyncArtifactStore):
                     raise
                 _move_across(source.path, target.path)
 
-    def _copy_sync(self, src: str, dst: str) -> None:
-        source = self._locate(src, "copyfile")
+    def _copy_sync(
+        self, src: str, dst: str, source_store: LocalStore | None = None, exclusive: bool = False
+    ) -> int:
+        """Copy a file (of ``source_store``, else of this store) onto ``dst``; its size."""
+        source = (source_store or self)._locate(src, "copyfile")
         target = self._locate(dst, "copyfile")
         directory, name = os.path.split(target.real)
         if not target.parent_ok:
@@ -479,11 +483,13 @@ class LocalStore(AsyncArtifactStore):
         with self._translated("copyfile", dst):
             os.close(os.open(tmp, NEW_FILE_FLAGS, 0o666))
             try:
-                shutil.copyfile(source.path, tmp)
+                shutil.copyfile(source.path, tmp)  # the kernel copies where it can
+                size = os.stat(tmp).st_size
             except BaseException:
                 unlink_quietly(tmp)
                 raise
-            publish(tmp, target.real, exclusive=False)
+            publish(tmp, target.real, exclusive=exclusive)
+        return size
 
     # ----------------------------------------------------------- primitives
 
@@ -534,6 +540,19 @@ class LocalStore(AsyncArtifactStore):
 
     async def _copy_file(self, src: str, dst: str) -> None:
         await run_blocking(self._copy_sync, src, dst)
+
+    async def _copy_from(
+        self, source: StorePrimitives, src: str, dst: str, *, exclusive: bool
+    ) -> int | None:
+        if not isinstance(source, LocalStore):
+            return None
+        try:
+            return await run_blocking(self._copy_sync, src, dst, source, exclusive)
+        except FileNotFoundError as exc:  # the source, or a vanished destination directory?
+            path = source._locate(src, "copyfile").path
+            if not await run_blocking(os.path.lexists, path):
+                raise source._err(FileNotFoundError, "copyfile", src) from exc
+            raise
 
     # ------------------------------------- where os says ENOTDIR, not ENOENT
 

@@ -88,6 +88,20 @@ class Endpoint:
         store = self.store
         return await store._checksum(store._key(self.full(rel), "stat"))
 
+    async def copy_from(self, source: Endpoint, rel: str, *, exclusive: bool) -> int | None:
+        """Copy file ``rel`` of ``source`` here without streaming it, where the stores can.
+
+        Returns the size copied, or ``None`` when the file must be streamed (see
+        ``StorePrimitives._copy_from``).
+        """
+        store = self.store
+        return await store._copy_from(
+            source.store,
+            source.store._key(source.full(rel), "copyfile"),
+            store._key(self.full(rel), "copyfile"),
+            exclusive=exclusive,
+        )
+
     async def open_reader(self, rel: str) -> RawReader:
         """A reader of file ``rel`` below this end (the store's primitive; close it).
 

@@ -4,6 +4,8 @@ Moving a file:
 
 - *Server-side*, when both ends are the same store object: ``store.copyfile``
   (S3 ``CopyObject``, GCS ``rewrite``, a local or in-memory copy).
+- Between two local stores, by the kernel (``StorePrimitives._copy_from``:
+  ``copy_file_range``/``sendfile`` into a temporary file, renamed into place).
 - Otherwise *streamed*, through the same writer ``store.open(..., "wb")``
   gives, opened without ``open``'s look at the path (the walk's listing of the
   destination already showed it is not a directory; see
@@ -184,6 +186,10 @@ class ItemRunner:
                 size = await self._verify_copy(source, target)
                 item.advance(size)
                 return size
+            copied = await self.dst.copy_from(self.src, action.path, exclusive=self._exclusive)
+            if copied is not None:  # two local disks: the kernel copied it
+                item.advance(copied)
+                return copied
             return await self._stream(action.path, item)
         except FileExistsError:
             if self._exclusive:
