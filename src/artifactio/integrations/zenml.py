@@ -12,9 +12,10 @@ Each artifact store subclasses ZenML's ``BaseArtifactStore`` and hands every
 operation to an :class:`artifactio.ArtifactStore` (the blocking facade) rooted at
 the artifact store's ``path``. That facade is made once per process for each
 configuration and shared by every artifact-store object with that configuration:
-ZenML builds artifact-store objects often (per step, per loaded artifact, after
-unpickling one), and a new client per object would cost a connection setup each
-time. A forked child process makes its own facade on first use (the parent's
+ZenML makes new artifact-store objects often (one per stack object it builds, one
+per artifact it loads from a store that is not the active stack's, one per
+unpickled copy), and a client per object would pay a connection setup each time.
+A forked child process makes its own facade on first use (the parent's
 connections are the parent's). The shared facades close at interpreter exit;
 ZenML's ``cleanup()`` (called e.g. when a step's log exporter shuts down) leaves
 them open for the other objects that use them.
