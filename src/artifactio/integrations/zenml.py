@@ -4,9 +4,14 @@ Register a flavor once, then use it like ZenML's own (ZenML >= 0.98,
 ``pip install 'artifactio[zenml]'``)::
 
     zenml artifact-store flavor register artifactio.integrations.zenml.S3ArtifactStoreFlavor
+    zenml secret create s3-creds --aws_access_key_id=... --aws_secret_access_key=...
     zenml artifact-store register store --flavor=artifactio_s3 --path=s3://bucket/zenml \\
-        --client_kwargs='{"endpoint_url": "http://127.0.0.1:8333"}' --key=... --secret=...
+        --authentication_secret=s3-creds --client_kwargs='{"endpoint_url": "http://127.0.0.1:8333"}'
     zenml stack register fast -o default -a store --set
+
+(ZenML's command line keeps ``--secret`` for itself, so the ``secret`` field is
+given through the Python client or a ``{{secret.key}}`` reference there, or the
+credentials through ``authentication_secret`` as here.)
 
 Each artifact store subclasses ZenML's ``BaseArtifactStore`` and hands every
 operation to an :class:`artifactio.ArtifactStore` (the blocking facade) rooted at
