@@ -9,9 +9,9 @@ Register a flavor once, then use it like ZenML's own (ZenML >= 0.98,
         --authentication_secret=s3-creds --client_kwargs='{"endpoint_url": "http://127.0.0.1:8333"}'
     zenml stack register fast -o default -a store --set
 
-(ZenML's command line keeps ``--secret`` for itself, so the ``secret`` field is
-given through the Python client or a ``{{secret.key}}`` reference there, or the
-credentials through ``authentication_secret`` as here.)
+(ZenML's command line keeps ``--secret`` for itself: give the credentials through
+``authentication_secret`` as here, or the ``key``/``secret`` fields with ZenML's
+Python client, as values or ``{{secret_name.key}}`` references.)
 
 Each artifact store subclasses ZenML's ``BaseArtifactStore`` and hands every
 operation to an :class:`artifactio.ArtifactStore` (the blocking facade) rooted at
