@@ -6,7 +6,8 @@ Needs ZenML: ``pip install 'artifactio[zenml]' 'zenml[local]'``. The example
 registers the flavor, an artifact store of it and a stack with ZenML's local
 orchestrator, runs a two-step pipeline, and loads the outputs back through ZenML's
 client. Unless ``ZENML_CONFIG_PATH`` is set, ZenML's configuration (and its
-database) lives in a temporary directory, so your own ZenML setup is left alone.
+database) lives in a temporary directory, removed at the end, so your own ZenML
+setup is left alone.
 
 On S3 or GCS only the registration differs; the command-line form is in the
 README ("ZenML")::
@@ -20,12 +21,15 @@ README ("ZenML")::
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
-if "ZENML_CONFIG_PATH" not in os.environ:  # before ZenML is imported
+if "ZENML_CONFIG_PATH" not in os.environ:  # before ZenML is imported; removed at exit
     os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="artifactio-example-zenml-config-")
+    atexit.register(shutil.rmtree, os.environ["ZENML_CONFIG_PATH"], True)
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 
 from typing import Annotated, Any

@@ -35,6 +35,7 @@ def test_the_zenml_example_runs_with_no_arguments(tmp_path: Path) -> None:
     assert [name for name, _ in stored] == ["card", "metrics", "weights"]
     # The artifact directory is a fresh one below TMPDIR; the files are there.
     (artifact_dir,) = tmp_path.glob("artifactio-example-artifacts-*")
+    assert not list(tmp_path.glob("artifactio-example-zenml-config-*"))  # removed at exit
     for _, relative in stored:
         assert (artifact_dir / relative).stat().st_size > 0
     assert "Warning" not in proc.stderr, proc.stderr
