@@ -17,7 +17,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 OWN_ENVIRONMENT = {"zenml_pipeline.py": "zenml"}
 """Examples of frameworks the test extra leaves out: run by their own environment's tests
-(``tox -e zenml`` runs tests/zenml), here only where the framework is installed."""
+(``tox -e zenml`` runs tests/zenml_flavors), here only where the framework is installed."""
 
 
 def _installed(package: str) -> bool:
@@ -30,8 +30,11 @@ def _installed(package: str) -> bool:
 @pytest.mark.parametrize("target", ["local", "memory"])
 def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
     framework = OWN_ENVIRONMENT.get(example.name)
-    if framework is not None and not _installed(framework):
-        pytest.skip(f"{framework} is not in the test extra: tox -e {framework} runs this example")
+    if framework is not None:
+        if not _installed(framework):
+            pytest.skip(f"{framework} is not in the test extra: tox -e {framework} runs it")
+        if target == "memory":
+            pytest.skip("a ZenML artifact store here is a local directory, not a memory:// store")
     uri = str(tmp_path / "store") if target == "local" else f"memory://example-{tmp_path.name}"
     proc = subprocess.run(
         [sys.executable, str(example), uri], capture_output=True, text=True, timeout=120
