@@ -530,10 +530,11 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
     ) -> None:
         """Delete files, and with ``recursive`` directories with everything below them.
 
-        A directory without ``recursive`` raises ``IsADirectoryError``. Paths
-        without wildcards are deleted as given (a directory in one call,
+        Paths without wildcards are deleted as given (a directory in one call,
         ``rmtree``); globs and ``maxdepth`` are expanded first, and a directory
-        holding more than ``maxdepth`` selected stays.
+        holding more than ``maxdepth`` selected stays. Without ``recursive`` the
+        files go and a directory among the paths raises ``IsADirectoryError``
+        afterwards, as ``rm`` in a shell complains.
         """
         paths = path if isinstance(path, list) else [path]
         literal = maxdepth is None and not any(has_magic(self._strip_protocol(p)) for p in paths)
@@ -546,10 +547,6 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
             try:
                 await self.store.remove(target.full)
             except IsADirectoryError:
-                if not recursive:
-                    raise os_error(
-                        IsADirectoryError, "rm", target.full, "is a directory; pass recursive=True"
-                    ) from None
                 dirs.append(target.full)
             except FileNotFoundError:
                 if literal:
@@ -558,6 +555,10 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
         await _run_coros_in_chunks(
             [remove(p) for p in paths], batch_size=batch_size or self.batch_size, nofiles=True
         )
+        if dirs and not recursive:
+            raise os_error(
+                IsADirectoryError, "rm", min(dirs), "is a directory; pass recursive=True"
+            )
         for full in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
             if maxdepth is not None and await self.store.listdir(full):
                 continue  # holds what lies deeper than maxdepth
