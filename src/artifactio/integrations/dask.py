@@ -453,10 +453,9 @@ class _Driver:
             shard.bytes,
             key,
         )
-        try:
-            report = await self._outcome(shard, future)
-        finally:
-            del self.pending[key]
+        # A cancelled wait leaves the future in ``pending``: run() cancels it on the cluster.
+        report = await self._outcome(shard, future)
+        del self.pending[key]
         if report is None:
             return  # cancelled by fail_fast: its files are not counted
         self.reports.append(report)
@@ -471,14 +470,20 @@ class _Driver:
         """The shard's report; a report of its failure; ``None`` when fail_fast cancelled it."""
         await _finished(future)
         status = future.status
-        if status == "finished":
-            result = await self._call(future.result)
+        if status in ("finished", "error"):
+            try:
+                if status == "finished":
+                    result = await self._call(future.result)
+                else:
+                    result = await self._call(future.exception)
+            except Exception as failure:  # e.g. the result was lost with its worker
+                result = failure
             if isinstance(result, TransferReport):
                 return result
-            error = f"TypeError: the shard's task returned {type(result).__name__}"
-        elif status == "error":
-            exc = await self._call(future.exception)
-            error = f"{type(exc).__name__}: {exc}"
+            if isinstance(result, BaseException):
+                error = f"{type(result).__name__}: {result}"
+            else:
+                error = f"TypeError: the shard's task returned {type(result).__name__}"
         elif self.stopped:
             return None
         else:
