@@ -57,13 +57,18 @@ FILES = 5000
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    """Two worker processes of one thread each (closing the cluster stops every one)."""
+    """Two worker processes of one thread each (closing the cluster stops every one).
+
+    No dashboard; the scheduler's small HTTP server (health, metrics) takes a free
+    loopback port rather than 8787, which another cluster on this machine may hold.
+    """
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
     ) as cluster:
         yield cluster
 
@@ -337,6 +342,37 @@ async def test_an_asynchronous_client_on_its_loop(
     copied = {str(p.relative_to(tmp_path / "dst")): p.read_bytes()
               for p in (tmp_path / "dst").rglob("*") if p.is_file()}  # fmt: skip
     assert copied == files
+
+
+async def test_cancelling_the_driver_cancels_its_shards(client: Client, tmp_path: Path) -> None:
+    make_tree(tmp_path / "src", 600, seed=6)
+    started = asyncio.Event()
+
+    def progress(p: TransferProgress) -> None:
+        if p.files_done:
+            started.set()
+
+    copying = asyncio.create_task(
+        dask_transfer.copy(
+            str(tmp_path / "src"), str(tmp_path / "dst"), client=client, recursive=True,
+            shard_size=25, progress=progress,
+        )
+    )  # fmt: skip
+    await started.wait()  # the first shard is in: 23 more are queued or running
+    copying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await copying
+
+    def ours(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("artifactio-copy-")]
+
+    for _ in range(300):  # the scheduler forgets cancelled tasks at once; running ones finish
+        if not await asyncio.to_thread(client.run_on_scheduler, ours):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("shards of the cancelled copy are still on the cluster")
+    assert len(list((tmp_path / "dst").rglob("*.bin"))) < 600
 
 
 def test_one_file_is_one_shard(client: Client, tmp_path: Path) -> None:
