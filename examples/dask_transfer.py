@@ -97,7 +97,15 @@ def main(argv: list[str]) -> None:
         # Worker processes listen on 127.0.0.1; worker threads talk in-process (no sockets).
         where: dict[str, Any] = {"processes": False} if in_process else {"host": "127.0.0.1"}
         cluster = stack.enter_context(
-            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, **where)
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                dashboard_address=None,
+                # No dashboard; the scheduler's HTTP server (health, metrics) on a free
+                # loopback port, not on 8787, which another cluster may hold.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                **where,
+            )
         )
         client = stack.enter_context(Client(cluster))
         kind = "threads" if in_process else "processes"
