@@ -94,17 +94,17 @@ def main(argv: list[str]) -> None:
         dataset, restored = Path(tmp, "dataset"), Path(tmp, "restored")
         make_dataset(dataset)
         in_process = uri.startswith("memory://")
-        # Worker processes listen on 127.0.0.1; worker threads talk in-process (no sockets).
-        where: dict[str, Any] = {"processes": False} if in_process else {"host": "127.0.0.1"}
         cluster = stack.enter_context(
             LocalCluster(
                 n_workers=2,
                 threads_per_worker=1,
+                processes=not in_process,
+                host="127.0.0.1",  # every socket on loopback, also with worker threads
+                protocol="tcp://",
                 dashboard_address=None,
                 # No dashboard; the scheduler's HTTP server (health, metrics) on a free
                 # loopback port, not on 8787, which another cluster may hold.
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                **where,
             )
         )
         client = stack.enter_context(Client(cluster))
