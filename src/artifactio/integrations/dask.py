@@ -50,7 +50,9 @@ path must name the same directory on every worker (a shared file system; on a
 directory. Options not given come from each process's environment, as for
 ``open_store``. Task keys are ``artifactio-<mode>-<run id>-<shard>``, and the
 ``repr`` Dask logs and shows of a task names the ends and the options' names,
-never an option's value.
+never an option's value. The workers import artifactio to run a shard (and
+Dask's scheduler unpickles task graphs): install the same artifactio wherever
+the cluster runs.
 
 **Faults.** A task that raises is retried ``shard_retries`` times by Dask; a
 task whose worker died is rerun elsewhere by the scheduler (up to
