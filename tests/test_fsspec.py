@@ -153,12 +153,16 @@ def test_registered_under_its_own_protocol(memory_root: str) -> None:
         assert fs.store.root == memory_root
         # fsspec caches it: the same URI and options give the same filesystem and store.
         assert fsspec.filesystem("artifactio", store_or_uri=memory_root) is fs
+        assert ArtifactioFileSystem(memory_root) is fs
         fs.pipe("a/b.txt", b"through fsspec")
         with fsspec.open("artifactio://a/b.txt", store_or_uri=memory_root) as f:
             assert f.read() == b"through fsspec"
         same, path = fsspec.core.url_to_fs("artifactio://a/b.txt", store_or_uri=memory_root)
         assert same is fs
         assert path == "a/b.txt"
+        assert fsspec.core.url_to_fs("artifactio://", store_or_uri=memory_root)[0].ls("") == [
+            fs.info("a")
+        ]
         # It replaces nobody: memory:// is still fsspec's own, and has no such file.
         assert not fsspec.filesystem("memory").exists(f"{memory_root}/a/b.txt")
     finally:
@@ -505,7 +509,7 @@ def test_a_filesystem_opened_by_uri_pickles_as_its_uri(memory_root: str) -> None
     try:
         assert pickle.loads(pickle.dumps(fs)) is fs  # fsspec's cache: same arguments
         args = fs.__reduce__()[1]
-        assert args[1:] == ((memory_root,), {"concurrency": 4})
+        assert args[1:] == ((), {"store_or_uri": memory_root, "concurrency": 4})
     finally:
         fs.close()
 

@@ -7,6 +7,7 @@
 - :class:`ArtifactioStreamedFile`: what ``await fs.open_async(path, mode)``
   returns, an ``fsspec.asyn.AbstractAsyncStreamedFile`` on the caller's loop.
 - :class:`TextFile`: the ``io.TextIOWrapper`` of the text modes.
+- :func:`upload` and :func:`download`: a local file into a store's file, and back.
 
 Each wraps one file of the store (:class:`artifactio.AsyncFile`), opened when the
 fsspec file is, so a missing file, a directory or an existing file in ``x`` mode
@@ -20,12 +21,15 @@ was written in all three cases.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
 import sys
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fsspec.asyn import AbstractAsyncStreamedFile, sync
 from fsspec.spec import AbstractBufferedFile
 
@@ -35,7 +39,14 @@ if TYPE_CHECKING:
 
     from .._files import AsyncFile
 
-__all__ = ["ArtifactioFile", "ArtifactioStreamedFile", "TextFile"]
+__all__ = [
+    "ArtifactioFile",
+    "ArtifactioStreamedFile",
+    "TextFile",
+    "download",
+    "text_file",
+    "upload",
+]
 
 _BACKGROUND: set[asyncio.Task[Any] | Any] = set()
 """Clean-ups of files dropped unclosed, referenced until they finish."""
@@ -114,14 +125,18 @@ class _StoreFileState:
             await self.afile.abort()
 
     def drop(self, writing: bool, name: str) -> None:
-        """The fsspec file was dropped unclosed: abort (writers) or close it in the background."""
+        """The fsspec file was dropped unfinished: abort (writers) or close it in the background.
+
+        A writer is unfinished until it is published: closed, or committed by
+        its transaction.
+        """
         if self.done:
             return
         self.done = True
         if writing:
             warnings.warn(
-                f"unclosed file {name!r} opened for writing was garbage-collected: "
-                "nothing was published (close it, or use 'with')",
+                f"file {name!r} opened for writing was garbage-collected before it was "
+                "published: nothing was published (close it, or use 'with')",
                 ResourceWarning,
                 stacklevel=3,
             )
@@ -222,7 +237,7 @@ class ArtifactioFile(AbstractBufferedFile):  # type: ignore[misc]
     def __del__(self) -> None:
         state = getattr(self, "_state", None)
         if state is not None and not state.done:
-            state.drop(self.mode != "rb" and not self.closed, self.path)
+            state.drop(self.mode != "rb", self.path)
         self._closed = True
 
 
@@ -297,7 +312,7 @@ class ArtifactioStreamedFile(AbstractAsyncStreamedFile):  # type: ignore[misc]
     def __del__(self) -> None:
         state = getattr(self, "_state", None)
         if state is not None and not state.done:
-            state.drop(self.mode != "rb" and not self.closed, self.path)
+            state.drop(self.mode != "rb", self.path)
         self._closed = True
 
 
@@ -320,3 +335,34 @@ class TextFile(io.TextIOWrapper):
 def text_file(binary: Any, encoding: str | None, errors: str | None, newline: str | None) -> Any:
     """Wrap a binary fsspec file for text; UTF-8 unless ``encoding`` says otherwise."""
     return TextFile(binary, encoding=encoding or "utf-8", errors=errors, newline=newline)
+
+
+async def upload(local: anyio.Path, dst: AsyncFile[Any], chunk: int, callback: Any) -> None:
+    """Write local file ``local`` into the store's writer ``dst``, ``chunk`` bytes at a time."""
+    async with await anyio.open_file(local, "rb") as src:
+        callback.set_size(await src.seek(0, os.SEEK_END))
+        await src.seek(0)
+        while data := await src.read(chunk):
+            await dst.write(data)
+            callback.relative_update(len(data))
+
+
+async def download(src: AsyncFile[Any], local: anyio.Path, chunk: int, callback: Any) -> None:
+    """Write the store's file ``src`` to ``local``, which appears whole or not at all.
+
+    The bytes go to a temporary file next to ``local``, renamed over it at the
+    end; a failure or cancellation removes the temporary file.
+    """
+    partial = local.with_name(f".{local.name}.artifactio-{os.getpid()}-{id(src):x}.part")
+    try:
+        callback.set_size(await src.seek(0, os.SEEK_END))
+        await src.seek(0)
+        async with await anyio.open_file(partial, "wb") as out:
+            while data := await src.read(chunk):
+                await out.write(data)
+                callback.relative_update(len(data))
+        await partial.replace(local)
+    except BaseException:
+        with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+            await partial.unlink(missing_ok=True)
+        raise

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .._store import AsyncArtifactStore
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "FS_OPTIONS",
     "Chain",
     "Spelling",
@@ -38,6 +39,7 @@ __all__ = [
     "close_store",
     "entry_info",
     "is_store_object",
+    "on_thread_of",
     "reopen_arguments",
     "stat_info",
     "write_mode",
@@ -67,7 +69,9 @@ def is_store_object(value: object) -> bool:
 class StoreAwareCache(type(AsyncFileSystem)):  # type: ignore[misc]
     """fsspec's instance cache (its metaclass), made safe for store objects and secrets.
 
-    fsspec caches filesystems by ``str()`` of their arguments. Two store objects
+    fsspec caches filesystems by ``str()`` of their arguments (here always keyword
+    arguments: ``ArtifactioFileSystem(uri)`` and ``fsspec.filesystem("artifactio",
+    store_or_uri=uri)`` are one filesystem). Two store objects
     with the same root print alike, so a filesystem made with a store object is
     never cached and its token includes the store's identity (``==``, ``hash``
     and dask's tokens tell such filesystems apart). A ``SecretStr`` option prints
@@ -75,7 +79,10 @@ class StoreAwareCache(type(AsyncFileSystem)):  # type: ignore[misc]
     """
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        store = args[0] if args else kwargs.get("store_or_uri")
+        if args:  # positional or keyword: one spelling, one cache entry
+            kwargs = {"store_or_uri": args[0], **kwargs}
+            args = args[1:]
+        store = kwargs.get("store_or_uri")
         kwargs = {
             k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in kwargs.items()
         }

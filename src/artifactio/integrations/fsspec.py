@@ -1,70 +1,45 @@
 """An fsspec filesystem over an artifactio store, under fsspec's protocol name ``artifactio``.
 
-:class:`ArtifactioFileSystem` is an ``fsspec.asyn.AsyncFileSystem``, so pandas,
-pyarrow, dask, xarray and anything else that speaks fsspec read and write an
-artifactio store through it, with the store's behaviour (all-or-nothing
-writes, the same rules on every backend)::
-
-    import pandas as pd
-    from artifactio.integrations.fsspec import ArtifactioFileSystem
+:class:`ArtifactioFileSystem` is an ``fsspec.asyn.AsyncFileSystem``: pandas,
+pyarrow, dask and anything else that speaks fsspec read and write a store
+through it, with the store's behaviour. It registers ``artifactio`` (an entry
+point), never ``s3``, ``gs`` or ``file``: s3fs and gcsfs stay what they are::
 
     fs = ArtifactioFileSystem("s3://bucket/prefix", endpoint_url="http://127.0.0.1:8333")
     df.to_parquet("runs/1/metrics.parquet", filesystem=fs)
-    with fs.open("runs/1/metrics.csv", "w") as f:
-        df.to_csv(f)
     pd.read_csv("artifactio://runs/1/metrics.csv",
-                storage_options={"store_or_uri": "s3://bucket/prefix",
-                                 "endpoint_url": "http://127.0.0.1:8333"})
+                storage_options={"store_or_uri": "s3://bucket/prefix", "endpoint_url": ...})
 
-It registers the protocol ``artifactio`` (an entry point), never ``s3``, ``gs``
-or ``file``: s3fs and gcsfs stay what they are.
+**Store**: a URI (opened with :func:`artifactio.open_store` and the options;
+fsspec caches the filesystem, so the same URI and options give one filesystem
+and one store) or a store object, which stays the caller's to close.
+**Paths** are the store's, relative to its root or full, with or without
+``artifactio://``; paths handed back are spelled as the path asked about.
+**Files** (``fs.open``) keep the store's all-or-nothing writes: the content
+appears when ``close()`` succeeds; an exception inside ``with``, ``discard()``
+or a writer dropped unclosed publishes nothing (fsspec's own files publish).
+**Errors** are the store's builtin exceptions; an outage is raised, never
+taken for a missing path.
 
-**The store.** ``ArtifactioFileSystem(store_or_uri, **options)`` takes a URI or
-local path, opened with :func:`artifactio.open_store` with ``options``, or a
-store you made (an :class:`~artifactio.AsyncArtifactStore`, or the blocking
-:class:`~artifactio.ArtifactStore` around one). fsspec caches instances: the
-same URI and options give the same filesystem, and so the same store, in every
-thread. A filesystem made with a store object is never shared that way.
+**Event loops**: the blocking methods (everything pandas and pyarrow call) run
+on fsspec's IO loop, a daemon thread of its own, so they work from plain code,
+threads and inside a running loop alike; with ``asynchronous=True`` the
+coroutine methods and ``await fs.open_async(...)`` run on the caller's loop. A
+store keeps one client per event loop, so one store may serve fsspec's loop
+and the caller's loops at once; ``await store.aclose()`` on any loop closes
+them all. A store the filesystem opened itself is closed by :meth:`close` (or
+``await fs.aclose()``), when the filesystem is collected, or at exit.
 
-**Paths** are the store's: relative to its root (``runs/1/x.csv``; ``""`` is
-the root) or full (``s3://bucket/prefix/runs/1/x.csv``), with or without
-``artifactio://`` in front. What comes back (``ls``, ``find``, ``glob``,
-``info()["name"]``) is spelled as the path that was asked about: relative
-for relative, full for full.
+**Pickling** (dask, multiprocessing): a filesystem made from a URI pickles as
+the URI and its options (secrets included, as with s3fs); one made with a
+built-in store as that store's root and options (its ``config``); other stores
+refuse (``TypeError``). A ``memory://`` store lives in one process.
 
-**Event loops.** The blocking methods (``fs.ls``, ``fs.open``, everything
-pandas and pyarrow call) run on fsspec's IO loop, a daemon thread of its own
-(``fsspec.asyn.get_loop()``), never on the caller's loop, so they work from
-plain code, from threads and from inside a running loop alike. With
-``asynchronous=True`` the coroutine methods (``await fs._cat_file(...)``,
-``await fs.open_async(...)``) run on the caller's loop instead. A store keeps
-one client (and connection pool) per event loop, so one store object may
-serve fsspec's loop and your own loops at once: each loop uses its own
-connections, and ``await store.aclose()`` on any loop closes them all. A store
-you pass in stays yours: the filesystem never closes it, so close it after the
-last fsspec call. A store the filesystem opened itself is closed by
-:meth:`ArtifactioFileSystem.close` (or ``await fs.aclose()``), or when the
-filesystem is collected or the process exits.
-
-**Pickling** (dask, pyarrow and multiprocessing pickle filesystems): a
-filesystem made from a URI pickles as that URI and its options (secrets
-included, as s3fs does) and is opened afresh where it is unpickled; one made
-with a built-in store pickles as that store's root and options (from its
-``config``); other stores cannot be pickled (``TypeError``). A ``memory://``
-store is per process: an unpickled copy in another process sees its own.
-
-**Chained URLs**: ``artifactio::memory://name/x.csv`` and
-``artifactio::file:///data/x.csv`` work as they are; ``artifactio::s3://...``
-and ``artifactio::gs://...`` too when s3fs or gcsfs is installed (fsspec parses
-the inner URL with the inner protocol's own class; nothing else of them is
-used), with the inner URL's bucket as the store's root and the store's options
-given either way (``storage_options={"s3": {...}}`` or top level). Chaining
-needs fsspec >= 2025.10 (``fsspec.implementations.chained``).
-
-**Errors** are the store's: ``FileNotFoundError``, ``IsADirectoryError``,
-``NotADirectoryError``, ``FileExistsError``, ``PermissionError`` for paths
-outside the store, ``ValueError`` for invalid paths; a failure other than
-"missing" (an outage) is raised, never reported as a missing path.
+**Chained URLs** (fsspec >= 2025.10): ``artifactio::memory://name/x.csv``,
+``artifactio::file:///data/x.csv``, and ``artifactio::s3://bucket/x.csv`` or
+``artifactio::gs://...`` where s3fs or gcsfs is installed (fsspec parses the
+inner URL with its class, and nothing more). The store is the URL's bucket;
+its options come top level or under the inner protocol's name.
 """
 
 from __future__ import annotations
@@ -87,7 +62,7 @@ from .._exceptions import directory_not_empty, os_error
 from .._paths import has_magic, join_key, split_scheme
 from .._registry import open_store
 from .._store import AsyncArtifactStore
-from ._fsspec_files import ArtifactioFile, ArtifactioStreamedFile, text_file
+from ._fsspec_files import ArtifactioFile, ArtifactioStreamedFile, download, text_file, upload
 from ._fsspec_store import (
     FS_OPTIONS,
     Chain,
@@ -227,6 +202,8 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
     def _strip_protocol(cls, path: Any) -> Any:
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
+        if path is None:  # fsspec's URL parsing says the root so ("artifactio://")
+            return cls.root_marker
         text = stringify_path(path)
         for prefix in ("artifactio://", "artifactio::"):
             if text.startswith(prefix):
@@ -410,14 +387,8 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
             await self._makedirs(rpath, exist_ok=True)
             return
         target = self._target(rpath, "put_file")
-        chunk = max(self.store.part_size, 1 << 20)
-        async with await anyio.open_file(local, "rb") as src:
-            callback.set_size(await src.seek(0, os.SEEK_END))
-            await src.seek(0)
-            async with self.store.open(target.full, write_mode(mode)) as dst:
-                while data := await src.read(chunk):
-                    await dst.write(data)
-                    callback.relative_update(len(data))
+        async with self.store.open(target.full, write_mode(mode)) as dst:
+            await upload(local, dst, self._chunk, callback)
 
     async def _get_file(
         self, rpath: Any, lpath: Any, callback: Any = DEFAULT_CALLBACK, **kwargs: Any
@@ -430,21 +401,13 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
         except IsADirectoryError:
             await local.mkdir(parents=True, exist_ok=True)
             return
-        partial = local.with_name(f".{local.name}.artifactio-{os.getpid()}-{id(src):x}.part")
-        try:
-            async with src:
-                callback.set_size(await src.seek(0, os.SEEK_END))
-                await src.seek(0)
-                chunk = max(self.store.part_size, 1 << 20)
-                async with await anyio.open_file(partial, "wb") as dst:
-                    while data := await src.read(chunk):
-                        await dst.write(data)
-                        callback.relative_update(len(data))
-            await partial.replace(local)
-        except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await partial.unlink(missing_ok=True)
-            raise
+        async with src:
+            await download(src, local, self._chunk, callback)
+
+    @property
+    def _chunk(self) -> int:
+        """Bytes per read when copying between the store and local disk."""
+        return max(self.store.part_size, 1 << 20)
 
     async def _cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
         """Copy one file within the store; for a directory, make one at ``path2``."""
