@@ -590,3 +590,24 @@ def test_chained_s3_url(seaweedfs: SeaweedFS, s3_options: dict[str, Any]) -> Non
 def test_chained_urls_over_other_protocols_are_refused() -> None:
     with pytest.raises(ValueError, match="not ftp://"):
         ArtifactioFileSystem(fo="host/x", target_protocol="ftp")
+
+
+def test_dask_reads_through_the_filesystem_in_worker_processes(
+    seaweedfs: SeaweedFS, s3_options: dict[str, Any]
+) -> None:
+    """dask pickles the filesystem into each worker process, which opens the store again."""
+    dd = pytest.importorskip("dask.dataframe")
+    root = f"s3://{BUCKET}/fsspec-dask-{uuid.uuid4().hex[:8]}"
+    storage_options = {"store_or_uri": root, **s3_options}
+    fs = fsspec.filesystem("artifactio", **storage_options)
+    try:
+        for part in range(3):
+            with fs.open(f"csv/part-{part}.csv", "w") as f:
+                frame().assign(part=part).to_csv(f, index=False)
+        lazy = dd.read_csv("artifactio://csv/*.csv", storage_options=storage_options)
+        result = lazy.compute(scheduler="processes", num_workers=2)
+        assert sorted(result["part"].unique()) == [0, 1, 2]
+        assert len(result) == 18
+        fs.rm("csv", recursive=True)
+    finally:
+        fs.close()
