@@ -25,6 +25,7 @@ import pyarrow.dataset
 import pyarrow.fs
 import pyarrow.parquet as pq
 import pytest
+from blockbuster import blockbuster_ctx
 
 import artifactio
 from artifactio.integrations.fsspec import ArtifactioFileSystem
@@ -459,6 +460,27 @@ async def test_an_asynchronous_filesystem_on_the_callers_loop(memory_root: str) 
         await fs.open_async("a/y", "xb")
     with pytest.raises(RuntimeError, match="open_async"):
         fs.open("a/y")
+    await store.aclose()
+
+
+async def test_the_coroutine_methods_never_block_the_loop(local_root: str, tmp_path: Path) -> None:
+    """On a local store, put and get included (local files through worker threads)."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x" * 100_000)
+    store = artifactio.open_store(local_root)
+    fs = ArtifactioFileSystem(store, asynchronous=True)
+    with blockbuster_ctx():
+        await fs._put_file(str(source), "a/up.bin")
+        await fs._get_file("a/up.bin", str(tmp_path / "down.bin"))
+        await fs._pipe_file("a/b", b"1")
+        assert await fs._cat_file("a/b") == b"1"
+        assert await fs._find("") == ["a/b", "a/up.bin"]
+        await fs._cp_file("a", "c")
+        await fs._rm("a", recursive=True)
+        async with await fs.open_async("z", "wb") as f:
+            await f.write(b"q")
+        assert await fs._find("", withdirs=True) == ["c", "z"]
+    assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
     await store.aclose()
 
 
