@@ -15,7 +15,7 @@ fails at ``open``. Writes keep the store's rule, all or nothing: the content
 becomes the file's when ``close()`` succeeds (``commit()`` inside an fsspec
 transaction); an exception inside ``with`` (or ``async with``), ``discard()``, or
 dropping the file unclosed publishes nothing. (fsspec's own files publish what
-was written in all three cases.)
+was written when a ``with`` block raises, or when they are collected unclosed.)
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from fsspec.asyn import AbstractAsyncStreamedFile, sync
 from fsspec.spec import AbstractBufferedFile
+
+from ._fsspec_store import on_thread_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -53,20 +55,13 @@ _BACKGROUND: set[asyncio.Task[Any] | Any] = set()
 _BACKGROUND_LOCK = threading.Lock()
 
 
-def _on_thread_of(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
-
-
 def _in_background(
     loop: asyncio.AbstractEventLoop | None, make: Callable[[], Coroutine[Any, Any, None]]
 ) -> bool:
     """Start ``make()`` on ``loop`` without waiting for it; ``False`` when no loop can run it."""
     if loop is None or loop.is_closed() or not loop.is_running() or sys.is_finalizing():
         return False
-    if _on_thread_of(loop):
+    if on_thread_of(loop):
         task: Any = loop.create_task(make())
     else:
         try:
