@@ -44,15 +44,33 @@ def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
     assert "Warning" not in proc.stderr, proc.stderr
 
 
-def test_bulk_transfer_example_runs_with_no_arguments() -> None:
-    """With no argument it starts the embedded S3 server (or says why not) and stops it."""
+def _run_bare(example: Path) -> subprocess.CompletedProcess[str]:
+    """Run an example with no argument (its embedded default), warnings as errors."""
+    framework = OWN_ENVIRONMENT.get(example.name)
+    if framework is not None and not _installed(framework):
+        pytest.skip(f"{framework} is not in the test extra: tox -e {framework} runs it")
     proc = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", str(ROOT / "examples" / "bulk_transfer.py")],
+        [sys.executable, "-X", "dev", "-W", "error", str(example)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    return proc
+
+
+BARE = [p for p in EXAMPLES if p.name != "bulk_transfer.py"]  # that one is checked below
+
+
+@pytest.mark.parametrize("example", BARE, ids=[p.name for p in BARE])
+def test_example_runs_with_no_arguments(example: Path) -> None:
+    _run_bare(example)
+
+
+def test_bulk_transfer_example_runs_with_no_arguments() -> None:
+    """With no argument it starts the embedded S3 server (or says why not) and stops it."""
+    proc = _run_bare(ROOT / "examples" / "bulk_transfer.py")
     out = proc.stdout
     assert "byte-identical: True" in out
     assert "transferred 0 files" in out  # the second sync
