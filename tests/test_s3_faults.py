@@ -232,3 +232,27 @@ async def test_exclusive_write_with_a_lost_answer_still_refuses_another_file(
         assert lost.hits == 1
         assert await store.read_bytes("f.bin") == b"theirs"
         assert _pending(raw_s3, store) == []
+
+
+# ------------------------------------------------ concurrent makedirs
+
+
+async def test_concurrent_makedirs_write_each_marker_once(
+    s3_root: str, seaweedfs: SeaweedFS, proxy: FaultProxy
+) -> None:
+    # Writes to one key at once are slow on SeaweedFS and refused on GCS (one per second).
+    held = proxy.add(StallUpload(after=0), method="PUT", target=r"/t/$")  # hold the shared one
+    async with _store(s3_root, seaweedfs, proxy) as store:
+        making = [
+            asyncio.ensure_future(store.makedirs(p)) for p in ("t/a", "t/a/b", "t/a/b/c", "t/x")
+        ]
+        await asyncio.wait_for(held.fired.wait(), 30)
+        await asyncio.sleep(0.2)  # every makedirs has reached the "t/" marker by now
+        held.release()
+        await asyncio.gather(*making)
+        assert await store.isdir("t/a/b/c")
+        assert await store.isdir("t/x")
+    puts = [r.target for r in proxy.requests if r.method == "PUT"]
+    top = [t for t in puts if t.endswith("/t/")]
+    assert len(top) == 1, puts  # four makedirs waited for one write of the "t/" marker
+    assert len(puts) >= 5  # and each other level was marked

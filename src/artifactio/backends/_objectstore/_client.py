@@ -201,6 +201,8 @@ class ObjectClient(abc.ABC):
         """
         self.store = store
         self.close_grace = close_grace
+        self.marking: dict[str, asyncio.Task[None]] = {}
+        """Directory-marker writes in flight, by object name (see ``ObjectStore._create_dir``)."""
         self._requests = 0
         self._idle: asyncio.Event | None = None
         self._refused = False  # the store is closing: only clean-up requests may start

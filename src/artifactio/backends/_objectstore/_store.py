@@ -22,6 +22,7 @@ one per event loop, come from :mod:`._pool`.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -116,6 +117,14 @@ def _named_pages(
                     yield page
 
     return primitive
+
+
+def _marked(marking: dict[str, asyncio.Task[None]], obj: str, task: asyncio.Task[None]) -> None:
+    """A marker write ended: forget it, and mark its outcome seen (its callers may be gone)."""
+    if marking.get(obj) is task:
+        del marking[obj]
+    if not task.cancelled():
+        task.exception()
 
 
 class ObjectStore(AsyncArtifactStore):
@@ -358,13 +367,21 @@ class ObjectStore(AsyncArtifactStore):
             return
         # Every directory makedirs makes outlives its children, as on a disk: so
         # the missing parents get a marker too (all at once; rewriting the marker
-        # of a parent that already exists changes nothing).
+        # of a parent that already exists changes nothing). Concurrent makedirs
+        # share the write of a marker in flight: servers slow down (SeaweedFS) or
+        # refuse (GCS: one write per object per second) writes to one key at once.
         levels = [key]
         while "/" in levels[-1]:
             levels.append(levels[-1].rpartition("/")[0])
 
         async def mark(level: str) -> None:
-            await client.put(self.bucket, self._prefix(level), b"", exclusive=False)
+            obj = self._prefix(level)
+            task = client.marking.get(obj)
+            if task is None:
+                task = asyncio.ensure_future(client.put(self.bucket, obj, b"", exclusive=False))
+                client.marking[obj] = task
+                task.add_done_callback(functools.partial(_marked, client.marking, obj))
+            await asyncio.shield(task)  # one caller cancelled: the others still get it
 
         await self._for_each(levels, mark)
 
