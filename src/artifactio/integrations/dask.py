@@ -507,14 +507,7 @@ class _Driver:
 
     def _count(self, shard: Shard, report: TransferReport) -> None:
         """Add a shard's report to the progress counts."""
-        tally = self.tally
-        tally.transferred += report.transferred
-        tally.skipped += report.skipped
-        tally.failed += report.failed
-        tally.bytes += report.bytes
-        tally.deleted += report.deleted
-        tally.failures.extend(report.failures)
-        tally.add_bytes(shard.bytes)
+        self.tally.add_report(report, shard.bytes)
 
     # ------------------------------------------------------------ the client
 

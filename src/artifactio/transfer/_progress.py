@@ -147,6 +147,23 @@ class Tally:
         """A destination file or directory was removed."""
         self.deleted += 1
 
+    def add_report(self, report: TransferReport, planned_bytes: int = 0) -> None:
+        """Fold in the report of a piece run elsewhere (a shard on a cluster).
+
+        Args:
+            report: The piece's report.
+            planned_bytes: The bytes the piece was planned to deal with (its
+                progress, which the piece's own report does not give).
+        """
+        self.transferred += report.transferred
+        self.skipped += report.skipped
+        self.failed += report.failed
+        self.bytes += report.bytes
+        self.deleted += report.deleted
+        self.failures.extend(report.failures)
+        self.add_bytes(planned_bytes)
+        self._notify()
+
     def finish_listing(self) -> None:
         """The source was listed completely: the totals are final."""
         self.listing_done = True
