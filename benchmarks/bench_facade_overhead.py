@@ -1,21 +1,20 @@
-"""Per-call cost of the blocking facade, against ``os.path.exists`` in the same run.
+"""The facade's loop-thread hop: its own runner against anyio's ``BlockingPortal``, in one run.
 
-Times ``exists`` on one existing file through:
+A design measurement (cited in ``src/artifactio/_sync/_runner.py``): ``exists``
+on a memory store whose every call suspends (``SuspendingMemoryStore``, so the
+facade must run it on its loop thread) through
 
-* ``os.path.exists`` (the baseline every ratio is taken against);
-* fsspec's ``LocalFileSystem().exists`` (what artifact stores built on fsspec pay);
-* ``ArtifactStore`` on ``memory://`` and on a local directory, both driven inline
-  in the caller's thread (no event loop, no thread hop);
-* ``ArtifactStore`` over stores that must run on the facade's loop thread: a
-  memory store whose primitives suspend (the pure hop cost) and the local store
-  with inline driving switched off (hop + anyio worker thread per blocking call);
-* the same suspending memory store behind a facade whose calls go through
-  anyio's ``BlockingPortal`` (``start_blocking_portal``) instead of the facade's
-  runner: what building the runner on the portal would cost.
+* ``ArtifactStore``, whose runner hops once per call (the baseline);
+* the same store behind a facade whose calls go through anyio's
+  ``BlockingPortal`` (``start_blocking_portal``): what building the runner on
+  the portal would cost;
 
-Each row is calibrated to last ``--seconds`` per run; then ``--rounds`` rounds
-run every row once in turn (so drift hits all rows alike) and each row reports
-the median of its rounds.
+and, for scale, ``os.path.exists`` on a local file. The facade's cost against
+``os``, fsspec and on S3 is S6 of ``bench_suite.py``.
+
+Each row makes as many calls per run as the facade makes in ``--seconds``;
+then ``--rounds`` rounds run every row once in turn (so drift hits all rows
+alike) and each row reports the median of its rounds.
 
 Run: ``python benchmarks/bench_facade_overhead.py [--json] [--rounds N] [--seconds S]``.
 """
@@ -29,9 +28,13 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import start_blocking_portal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared harness sits here
+from _harness import calls_lasting
 
 import artifactio
 from artifactio.testing import SuspendingMemoryStore
@@ -42,14 +45,6 @@ if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
-
-
-def _local_store_class() -> type[Any] | None:
-    try:
-        from artifactio.backends.local import LocalStore
-    except ImportError:
-        return None
-    return LocalStore
 
 
 class PortalArtifactStore(artifactio.ArtifactStore):
@@ -77,27 +72,12 @@ async def _awaited(coro: Coroutine[Any, Any, T]) -> T:
     return await coro
 
 
-def calibrate(func: Callable[[], object], seconds: float) -> int:
-    """How many calls of ``func`` last about ``seconds`` (after a warm-up)."""
-    for _ in range(100):  # warm up (starts loop threads, fills caches)
-        func()
-    number = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds / 4:
-            return max(1, int(number * seconds / elapsed))
-        number *= 4
-
-
 def per_call_us(rows: list[Callable[[], object]], *, seconds: float, rounds: int) -> list[float]:
     """Median over ``rounds`` interleaved rounds of each row's mean time per call, in µs."""
-    numbers = [calibrate(func, seconds) for func in rows]
+    number = calls_lasting(rows[0], seconds)
     samples: list[list[float]] = [[] for _ in rows]
     for _ in range(rounds):
-        for func, number, runs in zip(rows, numbers, samples, strict=True):
+        for func, runs in zip(rows, samples, strict=True):
             start = time.perf_counter()
             for _ in range(number):
                 func()
@@ -112,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=0.3, help="length of one run")
     args = parser.parse_args(argv)
 
-    rows: list[tuple[str, Callable[[], object]]] = []
-    closers: list[Callable[[], None]] = []
+    looped = artifactio.ArtifactStore(SuspendingMemoryStore("memory://bench-facade"))
+    looped.write_bytes("data.bin", b"x" * 1024)
     with (
         tempfile.TemporaryDirectory(prefix="artifactio-bench-") as tmp,
         start_blocking_portal() as portal,
@@ -121,64 +101,35 @@ def main(argv: list[str] | None = None) -> int:
         path = os.path.join(tmp, "data.bin")
         with open(path, "wb") as f:
             f.write(b"x" * 1024)
-        rows.append(("os.path.exists", lambda: os.path.exists(path)))
-        try:
-            from fsspec.implementations.local import LocalFileSystem
-
-            fs = LocalFileSystem()
-            rows.append(("fsspec LocalFileSystem().exists", lambda: fs.exists(path)))
-        except ImportError:
-            print("fsspec is not installed: skipping its row", file=sys.stderr)
-
-        memory = artifactio.ArtifactStore("memory://bench-facade")
-        memory.write_bytes("data.bin", b"x" * 1024)
-        closers.append(memory.close)
-        rows.append(("ArtifactStore memory:// (inline)", lambda: memory.exists("data.bin")))
-
-        local_cls = _local_store_class()
-        if local_cls is not None:
-            local = artifactio.ArtifactStore(tmp)
-            closers.append(local.close)
-            rows.append(("ArtifactStore local (inline)", lambda: local.exists(path)))
-        else:
-            print("artifactio.backends.local is missing: skipping local rows", file=sys.stderr)
-
-        looped = artifactio.ArtifactStore(SuspendingMemoryStore("memory://bench-facade"))
-        closers.append(looped.close)
-        rows.append(("ArtifactStore memory, loop thread", lambda: looped.exists("data.bin")))
-
         on_portal = PortalArtifactStore(SuspendingMemoryStore("memory://bench-facade"), portal)
-        closers.append(on_portal.close)
-        rows.append(("  same, on anyio's BlockingPortal", lambda: on_portal.exists("data.bin")))
-
-        if local_cls is not None:
-            local_looped_cls = type("LoopLocalStore", (local_cls,), {"inline_capable": False})
-            local_looped = artifactio.ArtifactStore(local_looped_cls(tmp))
-            closers.append(local_looped.close)
-            rows.append(("ArtifactStore local, loop thread", lambda: local_looped.exists(path)))
-
+        rows: list[tuple[str, Callable[[], object]]] = [
+            ("ArtifactStore, its runner (loop thread)", lambda: looped.exists("data.bin")),
+            ("  same, on anyio's BlockingPortal", lambda: on_portal.exists("data.bin")),
+            ("os.path.exists (local file, for scale)", lambda: os.path.exists(path)),
+        ]
         try:
             for label, func in rows:
-                assert func() is True, label
+                if func() is not True:
+                    raise RuntimeError(f"{label}: the file is not there")
             timings = per_call_us(
                 [func for _, func in rows], seconds=args.seconds, rounds=args.rounds
             )
         finally:
-            for close in closers:
-                close()
+            looped.close()
+            on_portal.close()
 
     base = timings[0]
     results = [
-        {"name": label, "us_per_call": us, "ratio_to_os_path_exists": us / base}
+        {"name": label, "us_per_call": us, "ratio_to_runner": us / base}
         for (label, _), us in zip(rows, timings, strict=True)
     ]
     if args.json:
         print(json.dumps({"python": sys.version.split()[0], "results": results}, indent=2))
         return 0
     width = max(len(label) for label, _ in rows)
-    print(f"{'exists() on one existing file':<{width}}  {'us/call':>9}  {'x os.path':>9}")
-    for label, us in zip((label for label, _ in rows), timings, strict=True):
-        print(f"{label:<{width}}  {us:>9.2f}  {us / base:>9.1f}")
+    print(f"{'exists() on a store that suspends':<{width}}  {'us/call':>9}  {'x runner':>9}")
+    for r in results:
+        print(f"{r['name']:<{width}}  {r['us_per_call']:>9.2f}  {r['ratio_to_runner']:>9.2f}")
     return 0
 
 

@@ -1,19 +1,20 @@
-"""Per-operation cost of the S3 and GCS backends against their own client libraries.
+"""Per-operation cost of the S3 and GCS stores against their own client libraries.
 
-A baseline for many-small-file transfers. Starts the embedded servers
+What the store layers add to one request. Starts the embedded servers
 (SeaweedFS for S3, fake-gcs-server for GCS, both on 127.0.0.1) and times, for
 ``--objects`` objects of ``--size`` bytes, in the same run:
 
-* ``write``: ``await store.write_bytes(key, data)`` against the raw client's
-  upload (aiobotocore ``put_object``; gcloud-aio-storage ``Storage.upload``);
-* ``read``: ``read_bytes`` against ``get_object`` + body read / ``Storage.download``;
-* ``exists`` and ``stat``: against ``head_object`` / ``Storage.download_metadata``;
+* GCS ``write`` and ``read``: ``await store.write_bytes(key, data)`` and
+  ``read_bytes`` against gcloud-aio-storage's ``Storage.upload`` and
+  ``Storage.download`` (on S3 these are S1/S2 of ``bench_suite.py``, beside
+  aiobotocore's ``put_object``/``get_object``, s3fs and obstore);
+* ``exists`` and ``stat`` on both: against ``head_object`` /
+  ``Storage.download_metadata``;
 
 each with ``--concurrency`` requests in flight on one event loop (the raw
 client is given as many pooled connections as the store), then, one call after
-the other, ``exists`` and ``read`` through the raw client awaited in sequence,
-through the async store in sequence and through the blocking facade
-(``artifactio.ArtifactStore(store)``, which runs the store on its loop thread).
+the other, ``exists`` and ``read`` through the raw client and through the async
+store (the blocking facade's share is S6 of ``bench_suite.py``).
 
 Every row reports objects per second, wall microseconds per object (for the
 concurrent rows the inverse of the throughput, for the sequential ones the
@@ -36,7 +37,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared harness sits here
+from _harness import for_each_limited
 
 import artifactio
 from artifactio.embedded import FakeGCSServer, SeaweedFS
@@ -82,33 +87,9 @@ class Plan:
 # ----------------------------------------------------------------- harness
 
 
-async def run_concurrent(
-    op: Callable[[int], Awaitable[object]], count: int, concurrency: int
-) -> None:
-    """Call ``op(i)`` for every ``i < count`` with ``concurrency`` workers."""
-    indices = iter(range(count))
-
-    async def worker() -> None:
-        for i in indices:
-            await op(i)
-
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
-
-
-async def run_sequential(op: Callable[[int], Awaitable[object]], count: int) -> None:
-    for i in range(count):
-        await op(i)
-
-
 async def timed_async(coro_factory: Callable[[], Awaitable[None]]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     await coro_factory()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def timed_sync(func: Callable[[], None]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    func()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -124,7 +105,7 @@ async def measure_pair(
     rows += [raw, ours]
     sequential = raw.mode == "sequential"
     for op in (raw_op, our_op):
-        await run_concurrent(op, min(plan.objects, 2 * plan.concurrency), plan.concurrency)
+        await for_each_limited(min(plan.objects, 2 * plan.concurrency), plan.concurrency, op)
     for _ in range(plan.repeat):
         for row, op in ((raw, raw_op), (ours, our_op)):
             row.add(*await timed_async(functools.partial(run_all, op, plan, sequential)))
@@ -133,22 +114,10 @@ async def measure_pair(
 async def run_all(op: Callable[[int], Awaitable[object]], plan: Plan, sequential: bool) -> None:
     """Every object of the plan, one after the other or ``concurrency`` at a time."""
     if sequential:
-        await run_sequential(op, plan.objects)
-    else:
-        await run_concurrent(op, plan.objects, plan.concurrency)
-
-
-def measure_facade(plan: Plan, row: Row, call: Callable[[int], object]) -> None:
-    """Time the blocking facade, one call after the other."""
-    for i in range(min(plan.objects, 20)):  # warm up: loop thread, client, connections
-        call(i)
-
-    def run() -> None:
         for i in range(plan.objects):
-            call(i)
-
-    for _ in range(plan.repeat):
-        row.add(*timed_sync(run))
+            await op(i)
+    else:
+        await for_each_limited(plan.objects, plan.concurrency, op)
 
 
 # ---------------------------------------------------------------------- S3
@@ -188,7 +157,7 @@ async def s3_async_rows(
         async def raw_head(i: int) -> object:
             return await s3.head_object(Bucket=BUCKET, Key=plan.key(READ_DIR, i))
 
-        await run_concurrent(lambda i: raw_put(READ_DIR, i), plan.objects, plan.concurrency)
+        await for_each_limited(plan.objects, plan.concurrency, lambda i: raw_put(READ_DIR, i))
         await common_async_rows(
             "S3",
             ("aiobotocore put_object", lambda i: raw_put("w-raw", i)),
@@ -230,7 +199,7 @@ async def gcs_async_rows(
         async def raw_head(i: int) -> object:
             return await storage.download_metadata(BUCKET, plan.key(READ_DIR, i))
 
-        await run_concurrent(lambda i: raw_put(READ_DIR, i), plan.objects, plan.concurrency)
+        await for_each_limited(plan.objects, plan.concurrency, lambda i: raw_put(READ_DIR, i))
         await common_async_rows(
             "GCS",
             ("gcloud-aio upload", lambda i: raw_put("w-raw", i)),
@@ -276,9 +245,11 @@ async def common_async_rows(
         return Row(backend, op, mode, raw_name, True), Row(backend, op, mode, our_name, False)
 
     c = "concurrent"
-    await measure_pair(plan, rows, *pair("write", c, raw_write[0], "write_bytes"), raw_write[1],
-                       write)  # fmt: skip
-    await measure_pair(plan, rows, *pair("read", c, raw_read[0], "read_bytes"), raw_read[1], read)
+    if backend == "GCS":  # S3's are S1/S2 of bench_suite.py
+        await measure_pair(plan, rows, *pair("write", c, raw_write[0], "write_bytes"),
+                           raw_write[1], write)  # fmt: skip
+        await measure_pair(plan, rows, *pair("read", c, raw_read[0], "read_bytes"), raw_read[1],
+                           read)  # fmt: skip
     await measure_pair(plan, rows, *pair("exists", c, raw_head[0], "exists"), raw_head[1], exists)
     await measure_pair(plan, rows, *pair("stat", c, raw_head[0], "stat"), raw_head[1], stat)
     s = "sequential"
@@ -290,19 +261,6 @@ async def common_async_rows(
     )
 
 
-def facade_rows(backend: str, store: artifactio.AsyncArtifactStore, plan: Plan) -> list[Row]:
-    """Sequential rows through ``ArtifactStore(store)`` (after the async rows, same store)."""
-    sync = artifactio.ArtifactStore(store)
-    try:
-        exists = Row(backend, "exists", "sequential", "ArtifactStore.exists", False)
-        measure_facade(plan, exists, lambda i: sync.exists(plan.key(READ_DIR, i)))
-        read = Row(backend, "read", "sequential", "ArtifactStore.read_bytes", False)
-        measure_facade(plan, read, lambda i: sync.read_bytes(plan.key(READ_DIR, i)))
-    finally:
-        sync.close()
-    return [exists, read]
-
-
 def bench_backend(name: str, plan: Plan) -> list[Row]:
     """Start one server, run every row against it, stop it."""
     rows: list[Row] = []
@@ -312,19 +270,19 @@ def bench_backend(name: str, plan: Plan) -> list[Row]:
             store = artifactio.open_store(f"s3://{BUCKET}", **s3_server.store_options(**options))
 
             async def s3_main() -> None:
-                await s3_async_rows(s3_server, store, plan, rows)
+                async with store:
+                    await s3_async_rows(s3_server, store, plan, rows)
 
             asyncio.run(s3_main())
-            rows += facade_rows("S3", store, plan)  # ArtifactStore.close() closes the store
     else:
         with FakeGCSServer(buckets=[BUCKET]) as gcs_server:
             store = artifactio.open_store(f"gs://{BUCKET}", **gcs_server.store_options(**options))
 
             async def gcs_main() -> None:
-                await gcs_async_rows(gcs_server, store, plan, rows)
+                async with store:
+                    await gcs_async_rows(gcs_server, store, plan, rows)
 
             asyncio.run(gcs_main())
-            rows += facade_rows("GCS", store, plan)
     return rows
 
 
