@@ -1,10 +1,16 @@
 """A blocking pipeline step, written as for ZenML's BaseArtifactStore, on the sync facade.
 
 Run: python examples/sync_step.py [STORE_URI]   (default: a temporary local directory)
+
+The steps are plain functions on ``artifactio.ArtifactStore``: they run in
+worker threads, and they run unchanged when called straight from ``async def``
+code on the thread that runs an event loop, as notebook kernels and some async
+orchestrators do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import sys
 import tempfile
@@ -48,5 +54,25 @@ def main(uri: str) -> None:
         print("exists after rmtree:", store.exists("runs"))
 
 
+async def async_orchestrator(uri: str) -> None:
+    """Call the blocking steps directly inside ``async def``, as a notebook cell does.
+
+    Local and memory stores run the call in this thread; S3 and GCS stores run it
+    on the facade's own event-loop thread, so the loop blocked here is never needed.
+    """
+    assert asyncio.get_running_loop().is_running()
+    with artifactio.ArtifactStore(uri) as store:
+        train_step(store, "notebook/run")  # no await, no thread: blocking calls on the loop
+        score = evaluate_step(store, "notebook/run")
+        print("steps called inside a running event loop: score", score)
+        store.rmtree("notebook")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="artifactio-example-"))
+    if len(sys.argv) > 1:
+        main(sys.argv[1])
+        asyncio.run(async_orchestrator(sys.argv[1]))
+    else:
+        with tempfile.TemporaryDirectory(prefix="artifactio-example-") as tmp:
+            main(tmp)
+            asyncio.run(async_orchestrator(tmp))
