@@ -102,7 +102,7 @@ def _check(results: Results, target: Target) -> dict[str, Any]:
     out["direction"] = ">=" if ours.case.better == "higher" else "<="
     if target.peer is None:
         value = ours.median
-        out["kind"] = f"median {ours.case.unit}"
+        out["kind"] = ours.case.unit
     elif peer is None or not peer.values:
         out["reason"] = f"{target.peer} not measured"
         return out
@@ -183,9 +183,9 @@ def print_table(report: dict[str, Any]) -> None:
     """The rows and the targets as plain text on stdout."""
     m, s = report["machine"], report["settings"]
     print(
-        f"\n{m['cores']} cores, {m['cpu'] or m['platform']}, Python {m['python']}; "
-        f"concurrency {s['concurrency']}; medians of {s['rounds']} round(s)"
-        f"{' (quick)' if s['quick'] else ''}"
+        f"\n{m['cores']} cores, {m['cpu'] or m['platform']}, Python {m['python']}, load average "
+        f"{_load(m)} at the start; concurrency {s['concurrency']}; medians of {s['rounds']} "
+        f"round(s){' (quick)' if s['quick'] else ''}"
     )
     print(
         "ratio: the case's first artifactio row / this row (rates: > 1 is faster; "
@@ -209,9 +209,8 @@ def print_table(report: dict[str, Any]) -> None:
     if report["targets"]:
         print("\nTargets (issue 10):")
         for t in report["targets"]:
-            value = "" if t["value"] is None else f"{t['value']:.2f}"
             print(
-                f"  {t['scenario']} {t['case']}: {t['artifactio']}  {value:>6}  "
+                f"  {t['scenario']} {t['case']}: {t['artifactio']}  {_value(t):>6}  "
                 f"(target {_target_text(t)})  {_verdict(t)}"
             )
     for skip in report["skipped"]:
@@ -222,24 +221,59 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def print_markdown(report: dict[str, Any]) -> None:
-    """The same as Markdown tables (for the README)."""
-    print("\n| scenario | client | median | ratio |")
-    print("| --- | --- | --- | --- |")
+    """The same as two Markdown tables (for the README): one line per case, then the targets."""
+    m, st = report["machine"], report["settings"]
+    print(
+        f"\n{m['cores']} cores ({m['cpu'] or m['platform']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}; load average {_load(m)} at the start; concurrency "
+        f"{st['concurrency']}; medians of {st['rounds']} round(s)\n"
+    )
+    print("| case | artifactio | peers (artifactio / peer) |")
+    print("| --- | --- | --- |")
+    cases: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in report["rows"]:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        print(
-            f"| {r['scenario']} {r['case']} ({r['detail']}) | {r['client']} | "
-            f"{_fmt(r['median'])} {r['unit']} | {ratio} |"
+        cases.setdefault((r["scenario"], r["case"]), []).append(r)
+    for (scenario, case), rows in cases.items():
+        first = rows[0]
+        ours = " · ".join(
+            f"{_short(r['client'])} {_fmt(r['median'])}" for r in rows if r["artifactio"]
         )
+        peers = " · ".join(
+            f"{r['client']} {_fmt(r['median'])}"
+            + ("" if r["ratio"] is None else f" ({r['ratio']:.2f})")
+            for r in rows
+            if not r["artifactio"]
+        )
+        print(f"| {scenario} {case} ({first['detail']}), {first['unit']} | {ours} | {peers} |")
     if report["targets"]:
-        print("\n| scenario | artifactio | measured | target | |")
-        print("| --- | --- | --- | --- | --- |")
+        print("\n| target | artifactio | measured | |")
+        print("| --- | --- | --- | --- |")
         for t in report["targets"]:
-            value = "" if t["value"] is None else f"{t['value']:.2f}"
             print(
-                f"| {t['scenario']} {t['case']} | {t['artifactio']} | {value} | "
-                f"{_target_text(t)} | {_verdict(t)} |"
+                f"| {t['scenario']} {t['case']}: {_target_text(t)} | {t['artifactio']} | "
+                f"{_value(t)} | {_verdict(t)} |"
             )
+
+
+def _load(m: dict[str, Any]) -> str:
+    load = m.get("load_average")
+    return f"{load[0]:.1f}" if load else "unknown"
+
+
+def _short(client: str) -> str:
+    """``artifactio write_bytes`` -> ``write_bytes``, ``artifactio.copy`` -> ``copy``."""
+    for prefix in ("artifactio ", "artifactio."):
+        if client.startswith(prefix):
+            return client[len(prefix) :]
+    return client
+
+
+def _value(t: dict[str, Any]) -> str:
+    """A target's measured value, precise enough that it never reads as its bound."""
+    value = t["value"]
+    if value is None:
+        return ""
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

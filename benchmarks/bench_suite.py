@@ -1,7 +1,7 @@
 """The peer benchmark suite: artifactio beside s3fs, gcsfs, obstore, boto3, fsspec, shutil and more.
 
 Run: ``python benchmarks/bench_suite.py [--quick] [--rounds N] [--concurrency C]
-[--only S1 --only S4 ...] [--json PATH] [--markdown]`` (``tox -e bench`` runs it
+[--only S1 --only S4 ...] [--json PATH] [--markdown] [--report PATH]`` (``tox -e bench`` runs it
 with the ``bench`` extra, which brings the peers; a peer that is not installed
 is skipped with a printed reason, its rows and targets marked not measured).
 
@@ -31,6 +31,7 @@ figures across runs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -87,6 +88,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="measure nothing: print the results a --json run wrote",
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1 or (args.rounds is not None and args.rounds < 1):
         parser.error("--rounds and --concurrency must be positive")
@@ -102,6 +109,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
 
 def main(argv: list[str] | None = None) -> int:
     args, settings = parse(argv)
+    if args.report is not None:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+        print_table(report)
+        if args.markdown:
+            print_markdown(report)
+        return 0
     selected = frozenset(args.only or SCENARIOS)
     results = Results()
     started = time.perf_counter()
