@@ -522,7 +522,13 @@ async def _watch_body(
             scope.deadline = math.inf if body.sent else anyio.current_time() + idle
 
         body.on_progress = progress
-        return await attempt()
+        try:
+            return await attempt()
+        finally:
+            # progress refers to the body: break the cycle, so that the body (a part
+            # of several MiB) goes as soon as the request is over, not at the next
+            # collection of cycles, which big byte strings alone never trigger.
+            body.on_progress = _nothing
     raise TimeoutError(f"the server took no request bytes for {idle:g} s")
 
 
