@@ -176,9 +176,11 @@ class RawWriter(abc.ABC):
 
     Attributes:
         parallel_parts: Whether :meth:`write_part` is supported.
-        verified: Set by :meth:`commit` when the service checked the stored bytes
-            against a checksum of the bytes sent (S3's Content-MD5 and per-part
-            CRC-32, GCS's CRC-32C): a bulk transfer then need not look again.
+        verified: Set by :meth:`commit` when what was stored was checked against
+            what was written: by the service, against a checksum of the bytes sent
+            (S3's Content-MD5 and per-part CRC-32, GCS's CRC-32C), or by the local
+            store, against the file's size before it was published. A bulk
+            transfer then need not look again.
     """
 
     parallel_parts: bool = False

@@ -234,7 +234,9 @@ def _token_source(
         _check_key(json_text=key, source=source)
     try:
         made = Token(
-            service_file=None if key is None else io.StringIO(key), session=session, scopes=SCOPES
+            service_file=None if key is None else io.StringIO(key),
+            session=cast("Any", session),  # its type follows whether requests is installed
+            scopes=SCOPES,
         )
     except Exception as exc:  # gcloud-aio-auth refuses the key's content
         raise _unusable(source, f"cannot be used ({type(exc).__name__})") from None

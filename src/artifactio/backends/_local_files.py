@@ -236,10 +236,12 @@ class LocalWriter(RawWriter):
         self._commit = commit
         self._held: list[bytes] = []  # the start of a file that may stay small
         self._held_size = 0
+        self._given = 0  # bytes handed over, to check against the file's size at commit
         # Removes the temporary file if this writer is dropped without commit or abort.
         self._discard = weakref.finalize(self, _discard, file, tmp)
 
     async def write(self, data: bytes) -> None:
+        self._given += len(data)
         # A small file is written with its commit, in one worker call.
         if self._held_size + len(data) <= SMALL_FILE:
             self._held.append(bytes(data))
@@ -252,6 +254,7 @@ class LocalWriter(RawWriter):
 
     async def write_part(self, index: int, offset: int, data: bytes) -> None:
         await run_blocking(_pwrite, self._file.raw.fileno(), offset, data)
+        self._given += len(data)
 
     async def commit(self) -> None:
         held, self._held, self._held_size = b"".join(self._held), [], 0
@@ -259,9 +262,14 @@ class LocalWriter(RawWriter):
         self._discard.detach()
 
     def _write_and_commit(self, held: bytes) -> None:
+        raw = self._file.raw
         if held:
-            self._file.raw.write(held)
+            raw.write(held)
+        raw.flush()
+        # What the file system holds, checked here: a transfer need not look again.
+        size = os.fstat(raw.fileno()).st_size
         self._commit()
+        self.verified = size == self._given
 
     async def abort(self) -> None:
         self._held, self._held_size = [], 0
