@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import importlib.util
 import io
 import pkgutil
 import sys
@@ -15,6 +14,7 @@ import pydantic
 import pytest
 
 import artifactio
+from _extras import installed
 from artifactio import _registry
 from artifactio.backends.memory import MemoryStore
 
@@ -23,16 +23,10 @@ _OUTSIDE_THE_TEST_EXTRA = {"zenml": "artifactio.integrations.zenml"}
 integration modules that need them: their modules are checked where they are installed."""
 
 
-def _installed(package: str) -> bool:
-    # A directory of tests named like the package is a namespace package, not it.
-    spec = importlib.util.find_spec(package)
-    return spec is not None and spec.origin is not None
-
-
 def _needs_missing_framework(name: str) -> bool:
     return any(
         (name == module or name.startswith(module.rpartition(".")[0] + "._" + framework))
-        and not _installed(framework)
+        and not installed(framework)
         for framework, module in _OUTSIDE_THE_TEST_EXTRA.items()
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _extras import installed
 from artifactio.embedded import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,18 +20,12 @@ OWN_ENVIRONMENT = {"zenml_pipeline.py": "zenml"}
 (``tox -e zenml`` runs tests/zenml_flavors), here only where the framework is installed."""
 
 
-def _installed(package: str) -> bool:
-    # A directory of tests named like the package is a namespace package, not it.
-    spec = importlib.util.find_spec(package)
-    return spec is not None and spec.origin is not None
-
-
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 @pytest.mark.parametrize("target", ["local", "memory"])
 def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
     framework = OWN_ENVIRONMENT.get(example.name)
     if framework is not None:
-        if not _installed(framework):
+        if not installed(framework):
             pytest.skip(f"{framework} is not in the test extra: tox -e {framework} runs it")
         if target == "memory":
             pytest.skip("a ZenML artifact store here is a local directory, not a memory:// store")
@@ -47,7 +41,7 @@ def test_example_runs(example: Path, target: str, tmp_path: Path) -> None:
 def _run_bare(example: Path) -> subprocess.CompletedProcess[str]:
     """Run an example with no argument (its embedded default), warnings as errors."""
     framework = OWN_ENVIRONMENT.get(example.name)
-    if framework is not None and not _installed(framework):
+    if framework is not None and not installed(framework):
         pytest.skip(f"{framework} is not in the test extra: tox -e {framework} runs it")
     proc = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", str(example)],

@@ -24,6 +24,7 @@ from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
 from artifactio.backends.s3 import S3Store
 from artifactio.transfer._plan import MAX_PARTS, MIN_PART_SIZE, split_parts
+from test_transfer import BUCKET, pending_uploads
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 PART = MIN_PART_SIZE
-BUCKET = "artifactio-test"
 
 
 # ----------------------------------------------------------------- splitting
@@ -296,12 +296,6 @@ async def s3(seaweedfs: SeaweedFS) -> AsyncIterator[S3Store]:
             await (store.rmtree if await store.isdir(name) else store.remove)(name)
 
 
-def pending_uploads(seaweedfs: SeaweedFS, store: S3Store) -> list[str]:
-    prefix = store.root[len(f"s3://{BUCKET}/") :] + "/"
-    answer = seaweedfs._client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return [u["Key"] for u in answer.get("Uploads", [])]
-
-
 @pytest.mark.s3
 async def test_large_files_up_to_s3_and_back_in_parallel_parts(
     s3: S3Store, seaweedfs: SeaweedFS, tmp_path: Path
@@ -317,7 +311,7 @@ async def test_large_files_up_to_s3_and_back_in_parallel_parts(
     assert st.size == len(data)
     assert st.etag is not None
     assert st.etag.endswith("-4")  # four parts
-    assert pending_uploads(seaweedfs, s3) == []
+    assert pending_uploads(seaweedfs._client(), s3) == []
     report = await artifactio.copy((s3, "models"), str(tmp_path / "down"), recursive=True)
     assert report.ok
     assert (tmp_path / "down" / "model.bin").read_bytes() == data
@@ -332,4 +326,4 @@ async def test_a_large_upload_that_fails_leaves_no_object_and_no_pending_upload(
         report = await artifactio.copy((src, "big.bin"), (s3, "big.bin"), concurrency=4)
     assert report.failed == 1
     assert not await s3.exists("big.bin")
-    assert pending_uploads(seaweedfs, s3) == []
+    assert pending_uploads(seaweedfs._client(), s3) == []

@@ -75,6 +75,10 @@ class Endpoint:
         """The full path of relative path ``rel`` below this end."""
         return self.store._full(self.key_of(rel))
 
+    def store_key(self, rel: str, op: str) -> str:
+        """The store key of ``rel`` below this end, checked as the store checks ``op``'s paths."""
+        return self.store._key(self.full(rel), op)
+
     def child(self, name: str) -> Endpoint:
         """The end one level down, at ``name``."""
         return replace(self, key=join_key(self.key, name), as_dir=False)
@@ -85,8 +89,7 @@ class Endpoint:
         Raises:
             FileNotFoundError: No such file.
         """
-        store = self.store
-        return await store._checksum(store._key(self.full(rel), "stat"))
+        return await self.store._checksum(self.store_key(rel, "stat"))
 
     async def copy_from(self, source: Endpoint, rel: str, *, exclusive: bool) -> int | None:
         """Copy file ``rel`` of ``source`` here without streaming it, where the stores can.
@@ -94,11 +97,10 @@ class Endpoint:
         Returns the size copied, or ``None`` when the file must be streamed (see
         ``StorePrimitives._copy_from``).
         """
-        store = self.store
-        return await store._copy_from(
+        return await self.store._copy_from(
             source.store,
-            source.store._key(source.full(rel), "copyfile"),
-            store._key(self.full(rel), "copyfile"),
+            source.store_key(rel, "copyfile"),
+            self.store_key(rel, "copyfile"),
             exclusive=exclusive,
         )
 
@@ -108,8 +110,7 @@ class Endpoint:
         Raises:
             FileNotFoundError, IsADirectoryError: As ``store.open(path, "rb")``.
         """
-        store = self.store
-        return await store._open_reader(store._key(self.full(rel), "open"))
+        return await self.store._open_reader(self.store_key(rel, "open"))
 
     async def open_writer(self, rel: str, *, exclusive: bool) -> RawWriter:
         """A writer of file ``rel`` below this end (the store's primitive).
@@ -127,8 +128,7 @@ class Endpoint:
             StoreClosedError: The store is closed.
             PermissionError: The path is outside the store.
         """
-        store = self.store
-        return await store._open_writer(store._key(self.full(rel), "open"), exclusive=exclusive)
+        return await self.store._open_writer(self.store_key(rel, "open"), exclusive=exclusive)
 
 
 def parse_location(location: PathType) -> tuple[str, str, bool]:
