@@ -26,7 +26,8 @@ Every moved file is verified. S3 and GCS check each write themselves, against a
 checksum of the bytes sent (``Content-MD5`` on a single ``PutObject``, CRC-32 on
 every part of a multipart upload, CRC-32C on GCS uploads), and refuse a body
 that arrived different (:attr:`~artifactio.RawWriter.verified`): a small
-object costs one request to move. Elsewhere the destination's ``stat`` must
+object costs one request to move. A local store checks the written file's size
+before publishing it (verified too). Elsewhere the destination's ``stat`` must
 show the size that was read from the source, and its checksum, where it
 reports one, must match the checksum of the bytes read, computed while they
 streamed by (see :func:`._checksums.streaming_algorithms`). After a server-side copy the two
