@@ -18,6 +18,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from artifactio.backends.s3 import S3Client, S3Store
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Iterator
 
     from artifactio.embedded import SeaweedFS
 
@@ -405,6 +406,53 @@ async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: 
     assert await store.read_bytes("dst/a/b.txt") == b"b"
     # makedirs("src/empty") marked "src/" too; both markers moved
     assert sorted(_keys(raw_s3, store)) == ["dst/", "dst/a/b.txt", "dst/empty/"]
+
+
+async def test_no_marker_is_written_while_a_key_below_creates_its_directory(
+    store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SeaweedFS can lose a marker written at the moment a key below it creates its directory.
+
+    Such a key (a marker or a file) makes its missing parents as plain directories;
+    when that happens at the same time as a parent's own marker write, the plain one
+    can win. So a marker's write never overlaps a write below it unless something at
+    or below the marker was written before that write began (the directory exists).
+    """
+    writes: list[tuple[str, float, float]] = []
+    real_put, real_copy = S3Client.put, S3Client.copy
+
+    async def timed(key: str, call: Awaitable[None]) -> None:
+        start = time.monotonic()
+        await asyncio.sleep(0.01)  # keeps every write the code allows at once in flight together
+        await call
+        writes.append((key, start, time.monotonic()))
+
+    async def put(self: S3Client, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
+        await timed(key, real_put(self, bucket, key, data, exclusive=exclusive))
+
+    async def copy(
+        self: S3Client, bucket: str, src: str, dst: str, *, size: int | None = None
+    ) -> None:
+        await timed(dst, real_copy(self, bucket, src, dst, size=size))
+
+    monkeypatch.setattr(S3Client, "put", put)
+    monkeypatch.setattr(S3Client, "copy", copy)
+    await store.makedirs("src/x/y/z")
+    await store.makedirs("src/e")
+    await store.write_bytes("src/x/f", b"f")
+    await store.write_bytes("src/x/y/g", b"g")
+    await store.rename("src", "dst")
+
+    moved = [w for w in writes if w[0].startswith(_prefix(store) + "dst/")]
+    assert len(moved) == 7  # 5 markers and 2 files
+    for marker, m_start, m_end in writes:
+        if not marker.endswith("/"):
+            continue
+        for key, start, end in writes:
+            below = key != marker and key.startswith(marker)
+            if below and start < m_end and m_start < end:  # overlapping
+                existed = any(k.startswith(marker) and e <= start for k, _, e in writes)
+                assert existed, f"{marker} written while {key} created its directory"
 
 
 async def test_emptied_implicit_directories_leave_listings(store: S3Store) -> None:

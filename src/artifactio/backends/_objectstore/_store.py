@@ -366,10 +366,14 @@ class ObjectStore(AsyncArtifactStore):
             await client.put(self.bucket, self._prefix(key), b"", exclusive=False)
             return
         # Every directory makedirs makes outlives its children, as on a disk: so
-        # the missing parents get a marker too (all at once; rewriting the marker
-        # of a parent that already exists changes nothing). Concurrent makedirs
-        # share the write of a marker in flight: servers slow down (SeaweedFS) or
-        # refuse (GCS: one write per object per second) writes to one key at once.
+        # the missing parents get a marker too (rewriting the marker of a parent
+        # that already exists changes nothing). The deepest marker goes first and
+        # its ancestors' after it, together: services with real directory entries
+        # (SeaweedFS) create the parents of a key as plain directories, and one
+        # created that way at the same moment as its own marker can win and drop
+        # the marker. Concurrent makedirs share the write of a marker in flight:
+        # servers slow down (SeaweedFS) or refuse (GCS: one write per object per
+        # second) writes to one key at once.
         levels = [key]
         while "/" in levels[-1]:
             levels.append(levels[-1].rpartition("/")[0])
@@ -383,7 +387,8 @@ class ObjectStore(AsyncArtifactStore):
                 task.add_done_callback(functools.partial(_marked, client.marking, obj))
             await asyncio.shield(task)  # one caller cancelled: the others still get it
 
-        await self._for_each(levels, mark)
+        await mark(levels[0])
+        await self._for_each(levels[1:], mark)
 
     @_named
     async def _remove_dir(self, key: str) -> None:
@@ -415,8 +420,17 @@ class ObjectStore(AsyncArtifactStore):
             else:
                 await client.copy(self.bucket, meta.key, target, size=meta.size)
 
+        # Files first, then the markers level by level, deepest first: a marker
+        # written while a key below it creates its directory can be lost (see
+        # _create_dir).
+        markers: dict[int, list[ObjectMeta]] = {}
+        for meta in listed:
+            if meta.key.endswith("/"):
+                markers.setdefault(meta.key.count("/"), []).append(meta)
         try:
-            await self._for_each(listed, one)
+            await self._for_each([m for m in listed if not m.key.endswith("/")], one)
+            for depth in sorted(markers, reverse=True):
+                await self._for_each(markers[depth], one)
         except BaseException:
             # Nothing of src was deleted yet: take the partial copy back, so the
             # failed move changed nothing and can be retried.
