@@ -30,6 +30,7 @@ import pytest
 import artifactio
 from artifactio import ArtifactStore, StoreClosedError
 from artifactio._blocking import InlineSuspendedError, run_inline
+from artifactio._sync import _runner as _runner_module
 from artifactio.backends.memory import MemoryStore
 from artifactio.testing import SuspendingMemoryStore
 
@@ -577,13 +578,18 @@ def test_construction_and_close(memory_root: str) -> None:
     assert store.async_store is async_store
     assert store.root == async_store.root == memory_root
     assert repr(store) == f"ArtifactStore({memory_root!r})"
-    store.write_bytes("x", b"1")
+    store.write_bytes("x", b"1")  # on the main thread's own loop
+    own = store._runner._own
+    assert own is not None
+    with store.open("x", "rb") as f:  # files on the loop thread
+        assert f.read() == b"1"
     loop_thread = store._runner._loop_thread
     assert loop_thread is not None
     thread = loop_thread.thread
     assert thread.is_alive()
     store.close()
     assert not thread.is_alive()
+    assert own.loop.is_closed()
     assert async_store._closed  # aclose() ran
     store.close()  # idempotent
     assert repr(store).endswith("closed")
@@ -639,13 +645,19 @@ def test_no_resource_warning_from_closing_or_dropping_facades(memory_root: str) 
         closed.write_bytes("a", b"1")
         closed.close()
         dropped = ArtifactStore(SuspendingMemoryStore(memory_root))
-        assert dropped.read_bytes("a") == b"1"
+        assert dropped.read_bytes("a") == b"1"  # on the main thread's own loop
+        with dropped.open("a", "rb") as f:  # on the loop thread
+            assert f.read() == b"1"
+        own = dropped._runner._own
         loop_thread = dropped._runner._loop_thread
-        assert loop_thread is not None
+        assert own is not None and loop_thread is not None
         thread = loop_thread.thread
-        del dropped
+        del dropped, f
         gc.collect()
+        for releasing in list(_runner_module._RELEASING):
+            releasing.join()
         thread.join()  # the loop thread stops by itself once its facade is gone
+        assert own.loop.is_closed()
         gc.collect()
     assert [str(w.message) for w in caught] == []
 

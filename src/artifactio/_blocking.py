@@ -95,17 +95,19 @@ def waiting_loops() -> frozenset[asyncio.AbstractEventLoop]:
     return _WAITING.get()
 
 
-def call_context() -> contextvars.Context | None:
+def call_context(*also: asyncio.AbstractEventLoop) -> contextvars.Context | None:
     """The context to run a blocking call's coroutine in, from the calling thread.
 
     Inside a running event loop it is a copy of the current context in which
-    :func:`waiting_loops` includes that loop. ``None`` elsewhere: a copy of the
-    current context will do (what the loop's ``call_soon_threadsafe`` takes by
-    default).
+    :func:`waiting_loops` includes that loop, and the loops ``also`` (loops the
+    caller is about to wait for, or that will run nothing until it returns).
+    ``None`` when there are none: a copy of the current context will do (what
+    the loop's ``call_soon_threadsafe`` takes by default).
     """
     running = asyncio._get_running_loop()
-    if running is None:
+    waiting = set(also) if running is None else {running, *also}
+    if not waiting:
         return None
     context = contextvars.copy_context()
-    context.run(_WAITING.set, _WAITING.get() | {running})
+    context.run(_WAITING.set, _WAITING.get() | waiting)
     return context

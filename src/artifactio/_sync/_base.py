@@ -69,7 +69,7 @@ class FacadeBase:
         return self._async
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coro)
+        return self._runner.call(coro)
 
     def _iterate(self, agen: AsyncIterator[T]) -> Generator[T, None, None]:
         """Step ``agen`` one item per ``next()``; close it when abandoned early."""

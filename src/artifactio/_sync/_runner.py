@@ -58,6 +58,7 @@ import anyio
 
 from .._blocking import call_context, run_inline
 from .._exceptions import StoreClosedError
+from ._own_loop import OwnLoop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -77,6 +78,9 @@ _ABANDONED: list[object] = []
 
 _DETACHED: set[asyncio.Task[Any]] = set()
 """Tasks nobody waits for (clean-up on a loop thread), referenced until they finish."""
+
+_RELEASING: set[threading.Thread] = set()
+"""Threads closing the main-thread loops of facades that were garbage-collected unclosed."""
 
 _COUNTER = itertools.count(1)
 
@@ -129,6 +133,7 @@ class Runner:
         self._lock = threading.RLock()
         self._loop_thread: _LoopThread | None = None
         self._loop_ident: int | None = None
+        self._own: OwnLoop | None = None
         self._pid = os.getpid()
         self._closing = False
         self._closed = False
@@ -155,11 +160,50 @@ class Runner:
             return run_inline(coro)
         return self._run_on_loop(coro)
 
-    def _run_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Like :meth:`run`, but in the main thread on its own loop when it runs none.
+
+        For one-off calls only: nothing the coroutine starts may need the loop
+        to run after it returns (files and iterators go through :meth:`run`).
+
+        Raises:
+            StoreClosedError: The runner was closed.
+            RuntimeError: Called from the runner's own loop thread (it would deadlock).
+        """
+        if self._closed:
+            coro.close()
+            raise _closed_error()
+        if self.inline:
+            return run_inline(coro)
+        if asyncio._get_running_loop() is None and threading.get_ident() == _main_ident():
+            own = self._own
+            if own is None or own.pid != os.getpid():
+                own = self._make_own()
+            return own.run(coro)
+        return self._run_on_loop(coro)
+
+    def _make_own(self) -> OwnLoop:
+        """The main thread's loop, made on first use."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._forget_parent()
+            if self._closed:
+                raise _closed_error()
+            if self._own is None:
+                self._own = OwnLoop()
+            return self._own
+
+    def _run_on_loop(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,
+        waiting: tuple[asyncio.AbstractEventLoop, ...] = (),
+    ) -> T:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         # Called from inside a running loop, this thread holds that loop while it
         # waits: the coroutine learns it (waiting_loops), so it never waits for it.
-        context = call_context()
+        # The same for ``waiting``: loops that run nothing until this returns.
+        context = call_context(*waiting)
         handed_over = False
         try:
             with self._lock:
@@ -250,20 +294,22 @@ class Runner:
     # ----------------------------------------------------------------- closing
 
     def close(self, *, timeout: float | None = None) -> None:
-        """Release the store (its ``aclose()``), then stop the loop thread and close the loop.
+        """Release the store (its ``aclose()``), then stop and close the runner's loops.
 
         Idempotent. In-flight calls of other threads may finish or get
-        :class:`StoreClosedError`.
+        :class:`StoreClosedError`. The main thread's loop is closed by the
+        calling thread (after the main thread's call in flight, if any, has
+        returned), or by a helper thread when the caller runs an event loop.
 
         Args:
             timeout: Give up waiting for ``aclose()`` after this many seconds,
-                and for the loop thread after as many again (the ``atexit``
-                hook uses it; ``None`` waits as long as it takes).
+                and for the loops' last tasks and the loop thread after as many
+                again (the ``atexit`` hook uses it; ``None`` waits as long as it takes).
 
         Raises:
             RuntimeError: Called from the loop thread itself.
             concurrent.futures.TimeoutError: ``aclose()`` took longer than
-                ``timeout`` (it is cancelled); the loop thread is stopped all the same.
+                ``timeout`` (it is cancelled); the loops are closed all the same.
         """
         if (
             not self.inline
@@ -277,57 +323,98 @@ class Runner:
             if self._closing or self._closed:
                 return
             self._closing = True
+            own = self._own if self._pid == os.getpid() else None
+        loop_thread = None
         try:
             if self.inline:
                 run_inline(self._closer())
+            elif (
+                own is not None
+                and asyncio._get_running_loop() is None
+                and own.lock.acquire(blocking=False)
+            ):
+                # The main thread's loop is idle: close the store there (its client
+                # at once; the loop thread's, running, on that loop), then the loop.
+                try:
+                    own.run_locked(_bounded(self._closer(), timeout))
+                finally:
+                    with self._lock:
+                        loop_thread, _ = self._detach()
+                    own.close_locked(timeout)
+                    own.lock.release()
+                own = None
             else:
-                self._run_on_loop(self._closer(), timeout)
+                # The main thread's loop is busy (or this thread cannot run it): the
+                # store closes on the loop thread; its client on the main thread's
+                # loop is refused at once and closes there, before that loop closes.
+                waiting = () if own is None else (own.loop,)
+                self._run_on_loop(self._closer(), timeout, waiting)
         finally:
             with self._lock:
-                loop_thread = self._detach()
+                detached, _ = self._detach()
+                loop_thread = loop_thread or detached
                 if loop_thread is not None:
                     # Under the lock: every call submitted before this runs before the stop.
                     loop_thread.loop.call_soon_threadsafe(loop_thread.stop.set)
             if loop_thread is not None and loop_thread.thread is not threading.current_thread():
                 loop_thread.thread.join(timeout)
+            if own is not None:
+                _close_own(own, timeout)
 
     def release(self, *, close_store: bool) -> None:
         """Stop without waiting: for a facade that was garbage-collected unclosed.
 
         Runs ``aclose()`` (when ``close_store``) and stops the loop from the loop
-        thread itself; safe to call from any thread, a finalizer included.
+        thread itself; the main thread's loop, if any, is closed by a new thread
+        (it may have to wait for the main thread's call in flight). Safe to call
+        from any thread, a finalizer included.
         """
         if self._pid != os.getpid():
             return
         with self._lock:
             if self._closing or self._closed:
                 return
-            loop_thread = self._detach()
-            if loop_thread is not None:
-                closer = self._closer if close_store else None
+            loop_thread, own = self._detach()
+            closer = self._closer if close_store else None
+            if own is not None:
+                thread = threading.Thread(
+                    target=_release_own,
+                    args=(own, closer, loop_thread),
+                    name=f"{self._name} release",
+                    daemon=True,
+                )
+                _RELEASING.add(thread)
+                thread.start()
+            elif loop_thread is not None:
                 stop = loop_thread.stop
                 loop_thread.loop.call_soon_threadsafe(
                     lambda: _spawn(_close_then_stop(closer, stop))
                 )
-        if loop_thread is None and close_store and self.inline:
+        if loop_thread is None and own is None and close_store and self.inline:
             self.run_cleanup(self._closer())
 
-    def _detach(self) -> _LoopThread | None:
-        """Mark the runner closed and hand over its loop thread, if it has one of its own.
+    def _detach(self) -> tuple[_LoopThread | None, OwnLoop | None]:
+        """Mark the runner closed and hand over its loops, those it has of its own.
 
-        Call with the lock held. In a forked child the loop is the parent's: not ours to stop.
+        Call with the lock held. In a forked child the loops are the parent's: not ours to stop.
         """
         self._closed = True
         _LIVE.discard(self)
         loop_thread, self._loop_thread = self._loop_thread, None
-        return loop_thread if self._pid == os.getpid() else None
+        own, self._own = self._own, None
+        if self._pid != os.getpid():
+            return None, None
+        return loop_thread, (own if own is not None and own.pid == self._pid else None)
 
     def _forget_parent(self) -> None:
-        """In a forked child: drop the parent's loop and thread, keeping them referenced."""
+        """In a forked child: drop the parent's loops and thread, keeping them referenced."""
         if self._loop_thread is not None:
             _ABANDONED.append(self._loop_thread)
+        if self._own is not None:
+            _ABANDONED.append(self._own)
         self._loop_thread = None
         self._loop_ident = None
+        self._own = None
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -335,6 +422,57 @@ class Runner:
         kind = "inline" if self.inline else "loop-thread"
         state = "closed" if self._closed else "open"
         return f"<Runner {self._name} {kind} {state}>"
+
+
+def _main_ident() -> int | None:
+    return threading.main_thread().ident
+
+
+async def _bounded(coro: Coroutine[Any, Any, None], limit: float | None) -> None:
+    """``await coro``, cancelled after ``limit`` seconds (``None``: never)."""
+    if limit is None:
+        await coro
+        return
+    try:
+        await asyncio.wait_for(coro, limit)
+    except asyncio.TimeoutError:
+        raise concurrent.futures.TimeoutError(f"aclose() took more than {limit:g} s") from None
+
+
+def _close_own(own: OwnLoop, timeout: float | None) -> None:
+    """Close the main thread's loop of a closed runner, from wherever ``close()`` was called."""
+    running = asyncio._get_running_loop()
+    if running is None:
+        own.close(timeout)
+    elif running is own.loop:  # close() from inside a call on it: the call closes it
+        own.close_later(timeout)
+    else:  # this thread cannot run another loop: a helper can
+        helper = threading.Thread(target=own.close, args=(timeout,), daemon=True)
+        helper.start()
+        helper.join()
+
+
+def _release_own(
+    own: OwnLoop,
+    closer: Callable[[], Coroutine[Any, Any, None]] | None,
+    loop_thread: _LoopThread | None,
+) -> None:
+    """In a thread of its own: what :meth:`Runner.release` cannot do without waiting."""
+    try:
+        with own.lock:
+            try:
+                if closer is not None and not own.loop.is_closed():
+                    own.run_locked(_bounded(closer(), _EXIT_TIMEOUT))
+            except Exception:  # nobody left to report to
+                pass
+            finally:
+                if loop_thread is not None:
+                    loop_thread.loop.call_soon_threadsafe(loop_thread.stop.set)
+                own.close_locked(_EXIT_TIMEOUT)
+    except Exception:  # pragma: no cover - nobody left to report to
+        pass
+    finally:
+        _RELEASING.discard(threading.current_thread())
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> None:
@@ -369,10 +507,12 @@ def _after_fork_in_child() -> None:
 def _close_all_at_exit() -> None:
     for runner in list(_LIVE):
         with contextlib.suppress(Exception):
-            if runner.inline or runner._loop_thread is not None:
+            if runner.inline or runner._loop_thread is not None or runner._own is not None:
                 runner.close(timeout=_EXIT_TIMEOUT)
             else:  # nothing ever ran on a loop: no reason to start one now
                 runner.release(close_store=False)
+    for thread in list(_RELEASING):
+        thread.join(2 * _EXIT_TIMEOUT)
 
 
 if hasattr(os, "register_at_fork"):
