@@ -251,13 +251,14 @@ async def test_read_of_a_file_replaced_while_open_fails(store: GCSStore) -> None
             await f.read(10)
 
 
+@pytest.mark.parametrize("size", [5, 2 * CHUNK + 3], ids=["one request", "ranges"])
 async def test_download_checksum_mismatch_raises(
-    store: GCSStore, monkeypatch: pytest.MonkeyPatch
+    store: GCSStore, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
-    await store.write_bytes("check.bin", _payload(2 * CHUNK + 3))
-    assert await store.read_bytes("check.bin") == _payload(2 * CHUNK + 3)
+    await store.write_bytes("check.bin", _payload(size))
+    assert await store.read_bytes("check.bin") == _payload(size)
     monkeypatch.setattr(_gcs_client, "goog_hash", lambda headers, name="crc32c": "AAAAAA==")
-    with pytest.raises(IntegrityError, match="CRC32C"):
+    with pytest.raises(IntegrityError, match=r"CRC32C.*check\.bin"):
         await store.read_bytes("check.bin")
 
 

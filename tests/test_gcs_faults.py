@@ -67,7 +67,9 @@ def _sessions(proxy: FaultProxy) -> int:
 
 
 @pytest.mark.parametrize(
-    ("size", "target"), [(CHUNK - 1, SINGLE), (3 * CHUNK + 5, CHUNKS)], ids=["single", "chunk"]
+    ("size", "target"),
+    [(1024, SINGLE), (CHUNK - 1, SINGLE), (3 * CHUNK + 5, CHUNKS)],
+    ids=["small single", "single", "chunk"],  # small: a body sent without send_bounded
 )
 async def test_upload_whose_body_the_server_stops_reading_fails(
     gcs_root: str, fake_gcs_server: FakeGCSServer, proxy: FaultProxy, size: int, target: str

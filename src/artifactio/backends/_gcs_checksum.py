@@ -7,7 +7,8 @@ with every upload and checks every download against it:
   :func:`parse_b64_crc32c`, :func:`goog_hash` for the ``X-Goog-Hash`` header);
 - the checksum of two adjacent ranges from theirs (:func:`crc32c_combine`), so
   the chunks of a resumable upload are never read twice;
-- :class:`DownloadCheck`, which checks an object read in ranges arriving in any order.
+- :class:`DownloadCheck`, which checks an object read in ranges arriving in any order
+  (:func:`read_mismatch`: the error of a download that does not match).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "crc32c_combine",
     "goog_hash",
     "parse_b64_crc32c",
+    "read_mismatch",
 ]
 
 _CASTAGNOLI = 0x82F63B78  # CRC-32C polynomial, bit-reflected
@@ -106,6 +108,12 @@ def goog_hash(headers: CIMultiDictProxy[str], name: str = "crc32c") -> str | Non
     return None
 
 
+def read_mismatch(got: int, expected: int, path: str | None = None) -> IntegrityError:
+    """The error of a download whose CRC-32C is ``got`` where GCS reports ``expected``."""
+    detail = f"read: CRC32C mismatch: got {b64_crc32c(got)}, GCS reports {b64_crc32c(expected)}"
+    return IntegrityError(errno.EIO, detail, path)
+
+
 class DownloadCheck:
     """The CRC-32C of one object version, checked once ranges cover it all.
 
@@ -144,10 +152,6 @@ class DownloadCheck:
         self._spans = merged
         if len(merged) == 1 and merged[0][0] == 0 and merged[0][1] == self.size:
             if merged[0][2] != self.expected:
-                raise IntegrityError(
-                    errno.EIO,
-                    f"read: CRC32C mismatch: got {b64_crc32c(merged[0][2])}, "
-                    f"GCS reports {b64_crc32c(self.expected)}",
-                )
+                raise read_mismatch(merged[0][2], self.expected)
             return True
         return False

@@ -32,6 +32,7 @@ from ._gcs_checksum import (
     crc32c,
     goog_hash,
     parse_b64_crc32c,
+    read_mismatch,
 )
 from ._gcs_protocol import (
     BATCH_LIMIT,
@@ -77,6 +78,8 @@ _MAX_CHECKS = 256
 """Objects whose download checksums one client follows at once (the oldest is dropped)."""
 
 _LIST_FIELDS = "items(name,size,updated,etag,generation,crc32c),prefixes,nextPageToken"
+_UPLOADED_FIELDS = "generation,crc32c"
+"""What a one-request upload asks GCS to answer with: what :meth:`GCSClient.check_upload` reads."""
 _CONTENT_TYPE = "application/octet-stream"
 _JSON = "application/json; charset=UTF-8"
 
@@ -246,14 +249,18 @@ class GCSClient(ObjectClient):
         expected = parse_b64_crc32c(goog_hash(headers))
         if expected is None or got.version is None:
             return
+        if start == 0 and len(got.data) == got.size:  # the whole object at once
+            actual = crc32c(got.data)
+            if actual != expected:
+                raise read_mismatch(actual, expected, self.path(bucket, key))
+            return
         ident = (bucket, key, got.version)
         check = self._checks.get(ident)
         if check is None:
             check = DownloadCheck(got.size, expected)
-            if not (start == 0 and len(got.data) == got.size):  # not the whole object at once
-                if len(self._checks) >= _MAX_CHECKS:
-                    self._checks.pop(next(iter(self._checks)))
-                self._checks[ident] = check
+            if len(self._checks) >= _MAX_CHECKS:
+                self._checks.pop(next(iter(self._checks)))
+            self._checks[ident] = check
         try:
             if check.add(start, got.data):
                 self._checks.pop(ident, None)
@@ -265,7 +272,7 @@ class GCSClient(ObjectClient):
 
     async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
         crc = crc32c(data)
-        params = {"uploadType": "multipart"}
+        params = {"uploadType": "multipart", "fields": _UPLOADED_FIELDS}
         resource: dict[str, Any] = {"name": key, "crc32c": b64_crc32c(crc)}
         token = new_token() if exclusive else None
         if token is not None:
@@ -279,7 +286,7 @@ class GCSClient(ObjectClient):
                 params=params, missing=self._no_bucket(bucket),
                 headers={"Content-Type": f"multipart/related; boundary={boundary}",
                          "Accept": "application/json"},
-                body=body, nbytes=len(body),
+                body=body, nbytes=len(body), watch_body=False,
             )  # fmt: skip
         except FileExistsError:
             # A repeat (the first answer lost) meets the object the first attempt made.

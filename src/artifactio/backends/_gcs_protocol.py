@@ -23,6 +23,7 @@ import contextlib
 import email.parser
 import email.policy
 import errno
+import functools
 import json
 import random
 import re
@@ -352,6 +353,13 @@ def parse_time(value: str | None) -> float | None:
     """Seconds since the epoch from an RFC 3339 timestamp or an HTTP date (``None``: unknown)."""
     if not value:
         return None
+    return _parse_time(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_time(value: str) -> float | None:
+    """:func:`parse_time`, remembered: the objects of one listing or burst of writes share
+    their timestamps (HTTP dates have whole seconds)."""
     try:
         if "," in value:  # an HTTP date: "Thu, 26 Nov 2026 05:22:33 GMT"
             return parsedate_to_datetime(value).timestamp()

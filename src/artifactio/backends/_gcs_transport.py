@@ -4,7 +4,8 @@ One attempt (:meth:`Transport.send`) adds the credentials' ``Authorization``
 header, sets the timeouts of a request moving that many bytes, sends its body
 with a stall bound (:func:`~._objectstore.send_bounded`: aiohttp has none for
 body writes) and reads the answer whole, with a stall bound of its own
-(:func:`~._objectstore.read_body`).
+(:func:`~._objectstore.read_body`; an answer that came whole with its headers,
+as small ones do, is taken at once).
 One call (:meth:`Transport.call`) repeats attempts that failed in a way worth
 repeating (:func:`~._gcs_protocol.should_retry`: throttling, 5xx, dropped
 connections, timeouts, a token endpoint that failed so) up to ``retries`` times,
@@ -44,12 +45,19 @@ if TYPE_CHECKING:
 
     from ._gcs_auth import Credentials
 
-__all__ = ["MIN_THROUGHPUT", "Response", "Settings", "Transport"]
+__all__ = ["MIN_THROUGHPUT", "UNWATCHED_BODY", "Response", "Settings", "Transport"]
 
 T = TypeVar("T")
 
 MIN_THROUGHPUT = 256 * 1024
 """Bytes per second a transfer may not fall below: sets the deadline of one request."""
+
+UNWATCHED_BODY = 64 * 1024
+"""The largest body :meth:`Transport.send` may send unwatched: asyncio's transports take
+that much without waiting for the socket (their default high-water mark)."""
+
+_TIMEOUTS_KEPT = 64
+"""Request sizes whose timeouts a transport keeps made (most requests share a few sizes)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,16 @@ class Transport:
         self._credentials = credentials
         self._gate = gate
         self._shown = redact_url(self.endpoint)  # for messages: no user:password
+        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, nbytes: int) -> aiohttp.ClientTimeout:
+        """The timeouts of a request moving ``nbytes``, made once per size."""
+        timeout = self._timeouts.get(nbytes)
+        if timeout is None:
+            if len(self._timeouts) >= _TIMEOUTS_KEPT:
+                self._timeouts.clear()
+            timeout = self._timeouts[nbytes] = self.settings.timeout(nbytes)
+        return timeout
 
     async def send(
         self,
@@ -154,6 +172,7 @@ class Transport:
         nbytes: int = 0,
         ok: Container[int] = (),
         decompress: bool = True,
+        watch_body: bool = True,
     ) -> Response:
         """Make one attempt at a request, without retries or translation.
 
@@ -166,6 +185,13 @@ class Transport:
             nbytes: Bytes the request moves, for its deadline.
             ok: Error statuses that are answers here, not failures (e.g. 404).
             decompress: Undo a ``Content-Encoding`` (not for object bytes).
+            watch_body: Send the body through :func:`~._objectstore.send_bounded`
+                (its stall bound, and a cancellation that waits for the answer to
+                a delivered body). A caller may say ``False`` for a body of at most
+                :data:`UNWATCHED_BODY` bytes whose request means nothing once
+                cancelled (a one-request upload): the connection takes such a body
+                at once, so it cannot stall, and the answer is bounded by the
+                timeouts.
 
         Returns:
             The answer.
@@ -180,6 +206,8 @@ class Transport:
         # Not replayed by aiohttp behind call()'s back: call() knows what a repeat means.
         payload = SendBody(body, replayable=False) if body is not None and len(body) else None
 
+        timeout = self._timeout(nbytes)
+
         async def attempt() -> Response:
             async with self._session.request(
                 method,
@@ -187,11 +215,15 @@ class Transport:
                 params=params,
                 headers=sent,
                 data=body if payload is None else payload,
-                timeout=self.settings.timeout(nbytes),
+                timeout=timeout,
                 allow_redirects=False,  # 308 is a resumable session's "go on"
                 auto_decompress=decompress,
             ) as resp:
-                data = await read_body(resp.content.read, self.settings.read_timeout)
+                content = resp.content
+                if content.is_eof():  # the whole body came with the headers: nothing to wait for
+                    data = content.read_nowait()
+                else:
+                    data = await read_body(content.read, self.settings.read_timeout)
                 if resp.status >= 400 and resp.status not in ok:
                     raise aiohttp.ClientResponseError(
                         resp.request_info, resp.history, status=resp.status,
@@ -200,7 +232,7 @@ class Transport:
                     )  # fmt: skip
                 return Response(resp.status, resp.headers, data)
 
-        if payload is None:
+        if payload is None or (not watch_body and (payload.size or 0) <= UNWATCHED_BODY):
             return await attempt()
         settings = self.settings
         return await send_bounded(
