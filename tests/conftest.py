@@ -12,6 +12,7 @@ import pytest
 # Plain ``assert`` in the importable conformance suite gets pytest's messages too.
 pytest.register_assert_rewrite("artifactio.testing")
 from _gcs_fixtures import gcs_root  # noqa: E402, F401 - GCS fixtures
+from _s3_fixtures import raw_s3, s3_options, s3_root, s3_store  # noqa: E402, F401 - S3 fixtures
 
 # The session's SeaweedFS (S3) and fake-gcs-server (GCS), shared by every module that asks.
 from _server_fixtures import fake_gcs_server, seaweedfs  # noqa: E402, F401

@@ -13,7 +13,6 @@ import random
 import signal
 import threading
 import traceback
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +24,10 @@ from artifactio import ArtifactStore, TransferProgress, TransferReport
 from artifactio.backends.s3 import S3Store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from artifactio.embedded import SeaweedFS
 
-BUCKET = "artifactio-test"
 MiB = 1024 * 1024
 
 
@@ -222,19 +219,6 @@ def test_in_a_child_after_fork(tree: tuple[Path, dict[str, bytes]], tmp_path: Pa
 
 
 # ------------------------------------------------------------------------ S3
-
-
-@pytest.fixture
-def s3_root(seaweedfs: SeaweedFS) -> Iterator[str]:
-    """A fresh ``s3://`` prefix in the session's bucket, emptied afterwards."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    yield f"s3://{BUCKET}/{name}"
-    client = seaweedfs._client()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
-    client.close()
 
 
 @pytest.mark.s3

@@ -19,18 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from _s3_fixtures import BUCKET, key_prefix, keys_below, objects_below, pending_uploads
 from artifactio.cli import main
 from artifactio.cli._output import ProgressLine, human_size
 from artifactio.cli._parser import Endpoints, build_parser, parse_endpoint, parse_size
 from artifactio.transfer import TransferProgress
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from artifactio.embedded import FakeGCSServer, SeaweedFS
 
-BUCKET = "artifactio-test"
 REPORT_FIELDS = {"transferred", "skipped", "failed", "bytes", "elapsed", "failures"}
 TREE = {
     "a.txt": b"alpha\n",
@@ -393,21 +392,9 @@ def aws_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
-    """A plain botocore client on the server, to look behind the command's back."""
-    client = seaweedfs._client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def s3_uri(aws_env: str, raw_s3: Any) -> Iterator[str]:
-    """A fresh prefix in the session's bucket, emptied afterwards."""
-    prefix = f"cli-{uuid.uuid4().hex[:12]}"
-    yield f"s3://{BUCKET}/{prefix}"
-    listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
-    for obj in listed:
-        raw_s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+def s3_uri(aws_env: str, s3_root: str) -> str:
+    """A fresh ``s3://`` root (``s3_root``), with credentials in the environment."""
+    return s3_root
 
 
 @pytest.mark.s3
@@ -495,7 +482,7 @@ def test_endpoints_per_scheme_reach_their_own_servers(
     gcs_ep = ["--endpoint-url", f"gcs={fake_gcs_server.url}", "--endpoint-url", aws_env]
     status, out, err = run(capsys, "sync", "--json", *gcs_ep, gcs_root, back)
     assert (status, json.loads(out)["transferred"]) == (0, 4), err
-    prefix = back.split("/", 3)[3] + "/"
+    prefix = key_prefix(back)
     for rel, data in TREE.items():
         assert raw_s3.get_object(Bucket=BUCKET, Key=prefix + rel)["Body"].read() == data
 
@@ -556,12 +543,10 @@ def test_ctrl_c_cancels_cleanly(aws_env: str, s3_uri: str, tmp_path: Path, raw_s
         stderr=subprocess.PIPE,
         env=dict(os.environ),
     )
-    prefix = s3_uri.split("/", 3)[3] + "/"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
-            listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-            if listed.get("KeyCount", 0) >= 2:
+            if len(keys_below(raw_s3, s3_uri)) >= 2:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -573,8 +558,7 @@ def test_ctrl_c_cancels_cleanly(aws_env: str, s3_uri: str, tmp_path: Path, raw_s
     assert proc.returncode == 130, err
     assert err.decode().splitlines()[-1] == "artifactio cp: interrupted"
     assert b"Traceback" not in err
-    pending = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
-    assert pending == []
-    listed = raw_s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    assert pending_uploads(raw_s3, s3_uri) == []
+    listed = [o for _, o in objects_below(raw_s3, s3_uri)]
     assert all(o["Size"] == 256 * 1024 for o in listed)
     assert len(listed) < 200

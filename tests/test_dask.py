@@ -33,6 +33,7 @@ from distributed import Client, LocalCluster, get_task_stream
 from pydantic import SecretStr
 
 import artifactio
+from _s3_fixtures import BUCKET, objects_below
 from artifactio.integrations import dask as dask_transfer
 from artifactio.integrations import dask_blocking
 from artifactio.integrations._dask_shards import Shard, split
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
     from artifactio.embedded import FakeGCSServer, SeaweedFS
 
-BUCKET = "artifactio-test"
 FILES = 5000
 
 
@@ -101,31 +101,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, byte
     return root, make_tree(root, FILES)
 
 
-@pytest.fixture(scope="module")
-def raw_s3(seaweedfs: SeaweedFS) -> Any:
-    return seaweedfs._client()
-
-
-@pytest.fixture
-def s3_prefix(raw_s3: Any) -> Iterator[str]:
-    """A fresh key prefix in the session's bucket, emptied afterwards."""
-    prefix = f"dask-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            raw_s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
-
-
-def s3_listing(raw_s3: Any, prefix: str) -> dict[str, tuple[int, str]]:
-    """``(size, MD5)`` of every object below ``prefix`` as the server lists them."""
-    found: dict[str, tuple[int, str]] = {}
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(
-        Bucket=BUCKET, Prefix=prefix + "/"
-    ):
-        for o in page.get("Contents", []):
-            found[o["Key"][len(prefix) + 1 :]] = (o["Size"], o["ETag"].strip('"'))
-    return found
+def s3_listing(raw_s3: Any, root: str) -> dict[str, tuple[int, str]]:
+    """``(size, MD5)`` of every object below ``root`` as the server lists them."""
+    return {key: (o["Size"], o["ETag"].strip('"')) for key, o in objects_below(raw_s3, root)}
 
 
 def gcs_listing(server: FakeGCSServer, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
@@ -161,11 +139,11 @@ def test_copy_5000_files_to_s3_on_two_workers_then_sync_moves_nothing(
     client: Client,
     seaweedfs: SeaweedFS,
     raw_s3: Any,
-    s3_prefix: str,
+    s3_root: str,
     tree: tuple[Path, dict[str, bytes]],
 ) -> None:
     src, files = tree
-    dst = f"s3://{BUCKET}/{s3_prefix}"
+    dst = s3_root
     options = seaweedfs.store_options()
     snapshots: list[TransferProgress] = []
     with get_task_stream(client=client) as stream:
@@ -181,7 +159,7 @@ def test_copy_5000_files_to_s3_on_two_workers_then_sync_moves_nothing(
     assert report.ok, report.failures
     assert (report.transferred, report.skipped, report.failed) == (FILES, 0, 0)
     assert report.bytes == sum(map(len, files.values()))
-    assert s3_listing(raw_s3, s3_prefix) == expected(files)
+    assert s3_listing(raw_s3, s3_root) == expected(files)
     tasks = our_tasks(stream, "copy")
     assert len(tasks) == FILES // 500
     assert len({t["worker"] for t in tasks}) == 2, "both workers ran shards"
@@ -220,11 +198,11 @@ def test_a_worker_killed_midway_is_rerun_and_each_file_counted_once(
     client: Client,
     seaweedfs: SeaweedFS,
     raw_s3: Any,
-    s3_prefix: str,
+    s3_root: str,
     tree: tuple[Path, dict[str, bytes]],
 ) -> None:
     src, files = tree
-    dst = f"s3://{BUCKET}/{s3_prefix}"
+    dst = s3_root
     options = seaweedfs.store_options()
     midway = threading.Event()
 
@@ -256,7 +234,7 @@ def test_a_worker_killed_midway_is_rerun_and_each_file_counted_once(
 
     assert report.ok, report.failures
     assert (report.transferred, report.skipped, report.failed) == (FILES, 0, 0)
-    assert s3_listing(raw_s3, s3_prefix) == expected(files)
+    assert s3_listing(raw_s3, s3_root) == expected(files)
     done_on = {str(t["key"]): t["worker"] for t in our_tasks(stream, "copy")}
     assert len(done_on) == FILES // 500
     assert any(done_on[str(k)] != victim for k in running[victim]), "a shard of it was rerun"

@@ -28,9 +28,10 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 import artifactio
+from _s3_fixtures import BUCKET
 from artifactio.integrations.fsspec import ArtifactioFileSystem
 from artifactio.testing import SuspendingMemoryStore
-from test_fsspec_abstract import BUCKET, open_backend
+from test_fsspec_abstract import open_backend
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -67,11 +68,6 @@ def shared_store(request: pytest.FixtureRequest) -> Iterator[artifactio.AsyncArt
 def base(shared_store: artifactio.AsyncArtifactStore) -> str:
     """A fresh directory of the shared store, as a full path."""
     return f"{shared_store.root}/t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def s3_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
-    return seaweedfs.store_options(retries=1)
 
 
 # ------------------------------------------------------------ pandas and pyarrow
@@ -491,13 +487,11 @@ async def write_async_and_die(fs: ArtifactioFileSystem, path: str) -> None:
 
 
 def test_one_store_on_the_callers_loops_and_fsspecs(
-    seaweedfs: SeaweedFS, s3_options: dict[str, Any]
+    s3_root: str, s3_options: dict[str, Any]
 ) -> None:
     """One S3 store serves the caller's loops and fsspec's IO loop, each with its own client;
     ``aclose()`` on the caller's loop closes them all."""
-    store = artifactio.open_store(
-        f"s3://{BUCKET}/fsspec-loops-{uuid.uuid4().hex[:8]}", **s3_options
-    )
+    store = artifactio.open_store(s3_root, **s3_options)
     fs = ArtifactioFileSystem(store)
 
     async def caller_writes() -> None:
@@ -537,10 +531,9 @@ def test_a_filesystem_opened_by_uri_pickles_as_its_uri(memory_root: str) -> None
 
 
 def test_a_filesystem_over_a_store_pickles_as_its_root_and_options(
-    seaweedfs: SeaweedFS, s3_options: dict[str, Any]
+    s3_root: str, s3_options: dict[str, Any]
 ) -> None:
-    root = f"s3://{BUCKET}/fsspec-pickle-{uuid.uuid4().hex[:8]}"
-    store = artifactio.open_store(root, **s3_options)
+    store = artifactio.open_store(s3_root, **s3_options)
     fs = ArtifactioFileSystem(store)
     fs.pipe("x", b"from the parent")
     payload = pickle.dumps(fs)
@@ -548,7 +541,7 @@ def test_a_filesystem_over_a_store_pickles_as_its_root_and_options(
     try:
         assert again is not fs
         assert again.store is not store
-        assert again.store.root == root
+        assert again.store.root == s3_root
         assert again.cat("x") == b"from the parent"
     finally:
         again.close()
@@ -615,12 +608,11 @@ def test_chained_urls_over_other_protocols_are_refused() -> None:
 
 
 def test_dask_reads_through_the_filesystem_in_worker_processes(
-    seaweedfs: SeaweedFS, s3_options: dict[str, Any]
+    s3_root: str, s3_options: dict[str, Any]
 ) -> None:
     """dask pickles the filesystem into each worker process, which opens the store again."""
     dd = pytest.importorskip("dask.dataframe")
-    root = f"s3://{BUCKET}/fsspec-dask-{uuid.uuid4().hex[:8]}"
-    storage_options = {"store_or_uri": root, **s3_options}
+    storage_options = {"store_or_uri": s3_root, **s3_options}
     fs = fsspec.filesystem("artifactio", **storage_options)
     try:
         for part in range(3):

@@ -2,10 +2,11 @@
 
 The conformance suite runs through the async API and the sync facade, once with
 the lean request path (the default) and once with every request through
-aiobotocore; the tests
-below it cover what only S3 has: multipart uploads and their abort, pinned
-ranged reads, listings past one page, server-side copies in parts, credentials,
-an unreachable endpoint, and clients that live on several event loops.
+aiobotocore; the tests below it cover what only S3 has: multipart uploads and
+their abort, pinned ranged reads, keys with special characters, server-side
+copies in parts, credentials, an unreachable endpoint, and clients that live on
+several event loops. Directories (markers, listings, rename, rmtree) are in
+test_s3_dirs.py.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import os
 import random
 import socket
 import threading
-import time
-import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -29,46 +28,22 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 import artifactio
 from _closing import ClosingBackend, ClosingTests
+from _s3_fixtures import BUCKET as BUCKET  # re-exported: test_object_keys imports it from here
+from _s3_fixtures import PART, keys_below, pending_uploads
+from _s3_fixtures import raw_s3 as raw_s3  # re-exported fixtures: test_loops and
+from _s3_fixtures import s3_options as s3_options  # test_object_keys import them from here
+from _s3_fixtures import s3_root as s3_root
 from artifactio.backends import _objectstore
 from artifactio.backends._s3_errors import map_error
 from artifactio.backends.s3 import S3Client, S3Store
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Iterator
-
     from artifactio.embedded import SeaweedFS
 
 pytestmark = pytest.mark.s3
 
-BUCKET = "artifactio-test"
 MiB = 1024 * 1024
-PART = 5 * MiB
-
-
-@pytest.fixture(scope="module")
-def raw_s3(seaweedfs: SeaweedFS) -> Iterator[Any]:
-    """A plain (blocking) botocore client on the server, to look behind the store's back."""
-    client = seaweedfs._client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def s3_root(raw_s3: Any) -> Iterator[str]:
-    """A fresh ``s3://`` root (a unique prefix in the session's bucket), emptied afterwards."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    yield f"s3://{BUCKET}/{name}"
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            raw_s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
-
-
-@pytest.fixture
-def s3_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
-    """Options for stores on the session's server (few retries: failures show at once)."""
-    return seaweedfs.store_options(retries=1)
 
 
 class TestS3Conformance(ConformanceSuite):
@@ -99,88 +74,62 @@ class TestS3ConformanceBotocorePath(ConformanceSuite):
         )
 
 
-@pytest.fixture
-async def store(s3_root: str, s3_options: dict[str, Any]) -> AsyncIterator[S3Store]:
-    """An S3 store on a fresh root, closed afterwards."""
-    async with S3Store(s3_root, part_size=PART, **s3_options) as s:
-        yield s
-
-
-def _prefix(store: S3Store) -> str:
-    return store.root[len(f"s3://{BUCKET}/") :] + "/"
-
-
-def _pending_uploads(raw_s3: Any, store: S3Store) -> list[str]:
-    prefix = _prefix(store)
-    answer = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return [u["Key"][len(prefix) :] for u in answer.get("Uploads", [])]
-
-
-def _keys(raw_s3: Any, store: S3Store) -> list[str]:
-    keys: list[str] = []
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(
-        Bucket=BUCKET, Prefix=_prefix(store)
-    ):
-        keys.extend(o["Key"][len(_prefix(store)) :] for o in page.get("Contents", []))
-    return keys
-
-
 # ----------------------------------------------------------------- writing
 
 
-async def test_multipart_write_reads_back_identical(store: S3Store, raw_s3: Any) -> None:
+async def test_multipart_write_reads_back_identical(s3_store: S3Store, raw_s3: Any) -> None:
     data = random.Random(1).randbytes(2 * PART + 1234)  # three parts
-    async with store.open("big.bin", "wb") as f:
+    async with s3_store.open("big.bin", "wb") as f:
         for i in range(0, len(data), 1 << 20):
             await f.write(data[i : i + (1 << 20)])
-    st = await store.stat("big.bin")
+    st = await s3_store.stat("big.bin")
     assert st.size == len(data)
     assert st.etag is not None
     assert st.etag.endswith("-3"), "expected a three-part multipart upload"
-    assert await store.read_bytes("big.bin") == data
-    assert _pending_uploads(raw_s3, store) == []
+    assert await s3_store.read_bytes("big.bin") == data
+    assert pending_uploads(raw_s3, s3_store.root) == []
 
 
-async def test_small_write_is_one_put(store: S3Store) -> None:
-    await store.write_bytes("small.bin", b"x" * 1000)
-    st = await store.stat("small.bin")
+async def test_small_write_is_one_put(s3_store: S3Store) -> None:
+    await s3_store.write_bytes("small.bin", b"x" * 1000)
+    st = await s3_store.stat("small.bin")
     assert st.etag is not None
     assert "-" not in st.etag  # not a multipart ETag
 
 
-async def test_write_of_exactly_one_part(store: S3Store) -> None:
+async def test_write_of_exactly_one_part(s3_store: S3Store) -> None:
     data = os.urandom(PART)
-    await store.write_bytes("one.bin", data)
-    assert await store.read_bytes("one.bin") == data
+    await s3_store.write_bytes("one.bin", data)
+    assert await s3_store.read_bytes("one.bin") == data
 
 
-async def test_exception_aborts_multipart_write(store: S3Store, raw_s3: Any) -> None:
+async def test_exception_aborts_multipart_write(s3_store: S3Store, raw_s3: Any) -> None:
     pending: list[list[str]] = []
 
     async def crash(name: str) -> None:
-        async with store.open(name, "wb") as f:
+        async with s3_store.open(name, "wb") as f:
             await f.write(os.urandom(2 * PART + 1))  # two parts sent already
-            pending.append(_pending_uploads(raw_s3, store))
+            pending.append(pending_uploads(raw_s3, s3_store.root))
             raise RuntimeError("crash")
 
-    await store.write_bytes("kept.bin", b"old content")
+    await s3_store.write_bytes("kept.bin", b"old content")
     with pytest.raises(RuntimeError, match="crash"):
         await crash("kept.bin")
     assert pending == [["kept.bin"]]
-    assert _pending_uploads(raw_s3, store) == []
-    assert await store.read_bytes("kept.bin") == b"old content"
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert await s3_store.read_bytes("kept.bin") == b"old content"
     with pytest.raises(RuntimeError, match="crash"):
         await crash("new.bin")
-    assert _pending_uploads(raw_s3, store) == []
-    assert not await store.exists("new.bin")
-    assert sorted(_keys(raw_s3, store)) == ["kept.bin"]
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert not await s3_store.exists("new.bin")
+    assert sorted(keys_below(raw_s3, s3_store.root)) == ["kept.bin"]
 
 
-async def test_cancellation_aborts_multipart_write(store: S3Store, raw_s3: Any) -> None:
+async def test_cancellation_aborts_multipart_write(s3_store: S3Store, raw_s3: Any) -> None:
     started = anyio.Event()
 
     async def writer() -> None:
-        async with store.open("cancelled.bin", "wb") as f:
+        async with s3_store.open("cancelled.bin", "wb") as f:
             await f.write(os.urandom(2 * PART + 1))
             started.set()
             await anyio.sleep_forever()
@@ -188,14 +137,16 @@ async def test_cancellation_aborts_multipart_write(store: S3Store, raw_s3: Any) 
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer)
         await started.wait()
-        assert _pending_uploads(raw_s3, store) == ["cancelled.bin"]
+        assert pending_uploads(raw_s3, s3_store.root) == ["cancelled.bin"]
         tg.cancel_scope.cancel()
-    assert _pending_uploads(raw_s3, store) == []
-    assert not await store.exists("cancelled.bin")
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert not await s3_store.exists("cancelled.bin")
 
 
-async def test_cancellation_while_the_upload_is_being_created(store: S3Store, raw_s3: Any) -> None:
-    client = await store._client()
+async def test_cancellation_while_the_upload_is_being_created(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    client = await s3_store._client()
     assert isinstance(client, S3Client)
     real = client.s3.create_multipart_upload
     made = anyio.Event()
@@ -209,63 +160,65 @@ async def test_cancellation_while_the_upload_is_being_created(store: S3Store, ra
     client.s3.create_multipart_upload = slow_answer
 
     async def writer() -> None:
-        async with store.open("racing.bin", "wb") as f:
+        async with s3_store.open("racing.bin", "wb") as f:
             await f.write(os.urandom(2 * PART + 1))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer)
         await made.wait()
         tg.cancel_scope.cancel()
-    assert _pending_uploads(raw_s3, store) == []
-    assert not await store.exists("racing.bin")
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert not await s3_store.exists("racing.bin")
 
 
-async def test_cancellation_at_any_moment_leaves_nothing(store: S3Store, raw_s3: Any) -> None:
+async def test_cancellation_at_any_moment_leaves_nothing(s3_store: S3Store, raw_s3: Any) -> None:
     for delay in (0.01, 0.03, 0.06, 0.1, 0.2):
         with anyio.move_on_after(delay):
-            async with store.open("racing.bin", "wb") as f:
+            async with s3_store.open("racing.bin", "wb") as f:
                 for _ in range(8):
                     await f.write(os.urandom(PART))
-        assert _pending_uploads(raw_s3, store) == [], f"left after a cancel at {delay} s"
-        if await store.exists("racing.bin"):  # the write finished in time
-            await store.remove("racing.bin")
+        assert pending_uploads(raw_s3, s3_store.root) == [], f"left after a cancel at {delay} s"
+        if await s3_store.exists("racing.bin"):  # the write finished in time
+            await s3_store.remove("racing.bin")
 
 
-async def test_writer_dropped_without_close_warns_and_aborts(store: S3Store, raw_s3: Any) -> None:
-    files = [await store.open("dropped.bin", "wb")]
+async def test_writer_dropped_without_close_warns_and_aborts(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    files = [await s3_store.open("dropped.bin", "wb")]
     await files[0].write(os.urandom(2 * PART + 1))  # a multipart upload with parts sent
-    assert _pending_uploads(raw_s3, store) == ["dropped.bin"]
+    assert pending_uploads(raw_s3, s3_store.root) == ["dropped.bin"]
     with pytest.warns(ResourceWarning, match="dropped.bin"):
         files.clear()  # the last reference: the writer is finalised at once
     await asyncio.sleep(0)  # the abort is scheduled on this loop
     await asyncio.gather(*_objectstore._DROPPED)
-    assert _pending_uploads(raw_s3, store) == []
-    assert not await store.exists("dropped.bin")
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert not await s3_store.exists("dropped.bin")
 
 
-async def test_exclusive_multipart_write_loses_race(store: S3Store, raw_s3: Any) -> None:
-    f = await store.open("race.bin", "xb")
+async def test_exclusive_multipart_write_loses_race(s3_store: S3Store, raw_s3: Any) -> None:
+    f = await s3_store.open("race.bin", "xb")
     await f.write(os.urandom(2 * PART + 1))
-    await store.write_bytes("race.bin", b"the winner")
+    await s3_store.write_bytes("race.bin", b"the winner")
     with pytest.raises(FileExistsError):
         await f.close()
-    assert await store.read_bytes("race.bin") == b"the winner"
-    assert _pending_uploads(raw_s3, store) == []
+    assert await s3_store.read_bytes("race.bin") == b"the winner"
+    assert pending_uploads(raw_s3, s3_store.root) == []
 
 
 # ----------------------------------------------------------------- reading
 
 
 @pytest.fixture
-async def blob(store: S3Store) -> bytes:
+async def blob(s3_store: S3Store) -> bytes:
     data = random.Random(7).randbytes(2 * PART + 777)
-    await store.write_bytes("blob.bin", data)
+    await s3_store.write_bytes("blob.bin", data)
     return data
 
 
-async def test_ranged_reads_and_seeks(store: S3Store, blob: bytes) -> None:
+async def test_ranged_reads_and_seeks(s3_store: S3Store, blob: bytes) -> None:
     rng = random.Random(3)
-    async with store.open("blob.bin", "rb") as f:
+    async with s3_store.open("blob.bin", "rb") as f:
         assert await f.read(10) == blob[:10]
         for _ in range(25):
             pos = rng.randrange(len(blob))
@@ -281,24 +234,24 @@ async def test_ranged_reads_and_seeks(store: S3Store, blob: bytes) -> None:
         assert await f.read(4) == blob[PART + 1 : PART + 5]
 
 
-async def test_sequential_read_in_small_pieces(store: S3Store, blob: bytes) -> None:
+async def test_sequential_read_in_small_pieces(s3_store: S3Store, blob: bytes) -> None:
     pieces = []
-    async with store.open("blob.bin", "rb") as f:
+    async with s3_store.open("blob.bin", "rb") as f:
         while chunk := await f.read(1 << 20):
             pieces.append(chunk)
     assert b"".join(pieces) == blob
 
 
-async def test_whole_read_of_large_file(store: S3Store, blob: bytes) -> None:
-    async with store.open("blob.bin", "rb") as f:
+async def test_whole_read_of_large_file(s3_store: S3Store, blob: bytes) -> None:
+    async with s3_store.open("blob.bin", "rb") as f:
         await f.seek(3)
         assert await f.read() == blob[3:]
 
 
-async def test_read_is_pinned_to_the_version_opened(store: S3Store, blob: bytes) -> None:
-    async with store.open("blob.bin", "rb") as f:
+async def test_read_is_pinned_to_the_version_opened(s3_store: S3Store, blob: bytes) -> None:
+    async with s3_store.open("blob.bin", "rb") as f:
         assert await f.read(10) == blob[:10]
-        await store.write_bytes("blob.bin", b"replaced")
+        await s3_store.write_bytes("blob.bin", b"replaced")
         await f.seek(2 * PART)  # beyond the block fetched at open
         with pytest.raises(OSError) as info:
             await f.read(10)
@@ -306,225 +259,59 @@ async def test_read_is_pinned_to_the_version_opened(store: S3Store, blob: bytes)
     assert "blob.bin" in str(info.value)
 
 
-async def test_read_of_empty_file(store: S3Store) -> None:
-    await store.write_bytes("empty", b"")
-    assert await store.read_bytes("empty") == b""
-    async with store.open("empty", "rb") as f:
+async def test_read_of_empty_file(s3_store: S3Store) -> None:
+    await s3_store.write_bytes("empty", b"")
+    assert await s3_store.read_bytes("empty") == b""
+    async with s3_store.open("empty", "rb") as f:
         assert await f.read(10) == b""
 
 
-# ---------------------------------------------------------------- listings
-
-
-async def test_listing_and_rmtree_over_many_keys(store: S3Store, raw_s3: Any) -> None:
-    count = 1100  # more than one page of 1000
-    names = [f"many/d{i % 3}/f{i:05d}" for i in range(count)]
-    limit = anyio.Semaphore(32)
-
-    async def put(name: str) -> None:
-        async with limit:
-            await store.write_bytes(name, b"x")
-
-    async with anyio.create_task_group() as tg:
-        for name in names:
-            tg.start_soon(put, name)
-    await store.makedirs("many/d0/empty")
-    assert await store.listdir("many") == ["d0", "d1", "d2"]
-    listed = await store.listdir("many/d0")
-    assert len(listed) == len([n for n in names if n.startswith("many/d0/")]) + 1
-    assert "empty" in listed
-    walked = 0
-    async for _, _, files in store.walk("many"):
-        walked += len(files)
-    assert walked == count
-    assert len(await store.glob("many/**/f*")) == count
-    assert await store.size("many") == count
-    await store.rmtree("many")
-    assert not await store.exists("many")
-    assert _keys(raw_s3, store) == []
-    assert await store.listdir(store.root) == []
-
-
-async def test_failed_directory_rename_leaves_no_partial_copy(
-    store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await store.makedirs("src/empty")
-    for i in range(6):
-        await store.write_bytes(f"src/f{i}.bin", b"x" * i)
-    before = sorted(_keys(raw_s3, store))
-    real_copy = S3Client.copy
-    calls = 0
-
-    async def failing_copy(self: S3Client, *args: Any, **kwargs: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise PermissionError(errno.EACCES, "copy: denied (injected)", "s3://x")
-        await real_copy(self, *args, **kwargs)
-
-    monkeypatch.setattr(S3Client, "copy", failing_copy)
-    with pytest.raises(PermissionError, match="injected"):
-        await store.rename("src", "dst")
-    monkeypatch.undo()
-    # The source is whole, nothing is left at the destination, and the move can be retried.
-    assert sorted(_keys(raw_s3, store)) == before
-    assert not await store.exists("dst")
-    await store.rename("src", "dst")
-    assert await store.read_bytes("dst/f5.bin") == b"xxxxx"
-
-
-async def test_rmtree_batch_failure_raises_the_error_itself(
-    store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for i in range(8):
-        await store.write_bytes(f"t/f{i}.bin", b"x")
-    monkeypatch.setattr(S3Client, "delete_batch", 2)  # four batches, several in flight
-    real_delete_many = S3Client.delete_many
-    calls = 0
-
-    async def failing_delete_many(self: S3Client, bucket: str, keys: list[str]) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise PermissionError(errno.EACCES, "delete: denied (injected)", "s3://x")
-        await real_delete_many(self, bucket, keys)
-
-    monkeypatch.setattr(S3Client, "delete_many", failing_delete_many)
-    with pytest.raises(PermissionError, match="injected"):  # not an ExceptionGroup
-        await store.rmtree("t")
-    monkeypatch.undo()
-    await store.rmtree("t")  # what is left can be removed afterwards
-    assert not await store.exists("t")
-
-
-async def test_rename_directory_moves_markers_and_files(store: S3Store, raw_s3: Any) -> None:
-    await store.makedirs("src/empty")
-    await store.write_bytes("src/a/b.txt", b"b")
-    await store.rename("src", "dst")
-    assert not await store.exists("src")
-    assert await store.isdir("dst/empty")
-    assert await store.read_bytes("dst/a/b.txt") == b"b"
-    # makedirs("src/empty") marked "src/" too; both markers moved
-    assert sorted(_keys(raw_s3, store)) == ["dst/", "dst/a/b.txt", "dst/empty/"]
-
-
-async def test_no_marker_is_written_while_a_key_below_creates_its_directory(
-    store: S3Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SeaweedFS can lose a marker written at the moment a key below it creates its directory.
-
-    Such a key (a marker or a file) makes its missing parents as plain directories;
-    when that happens at the same time as a parent's own marker write, the plain one
-    can win. So a marker's write never overlaps a write below it unless something at
-    or below the marker was written before that write began (the directory exists).
-    """
-    writes: list[tuple[str, float, float]] = []
-    real_put, real_copy = S3Client.put, S3Client.copy
-
-    async def timed(key: str, call: Awaitable[None]) -> None:
-        start = time.monotonic()
-        await asyncio.sleep(0.01)  # keeps every write the code allows at once in flight together
-        await call
-        writes.append((key, start, time.monotonic()))
-
-    async def put(self: S3Client, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
-        await timed(key, real_put(self, bucket, key, data, exclusive=exclusive))
-
-    async def copy(
-        self: S3Client, bucket: str, src: str, dst: str, *, size: int | None = None
-    ) -> None:
-        await timed(dst, real_copy(self, bucket, src, dst, size=size))
-
-    monkeypatch.setattr(S3Client, "put", put)
-    monkeypatch.setattr(S3Client, "copy", copy)
-    await store.makedirs("src/x/y/z")
-    await store.makedirs("src/e")
-    await store.write_bytes("src/x/f", b"f")
-    await store.write_bytes("src/x/y/g", b"g")
-    await store.rename("src", "dst")
-
-    moved = [w for w in writes if w[0].startswith(_prefix(store) + "dst/")]
-    assert len(moved) == 7  # 5 markers and 2 files
-    for marker, m_start, m_end in writes:
-        if not marker.endswith("/"):
-            continue
-        for key, start, end in writes:
-            below = key != marker and key.startswith(marker)
-            if below and start < m_end and m_start < end:  # overlapping
-                existed = any(k.startswith(marker) and e <= start for k, _, e in writes)
-                assert existed, f"{marker} written while {key} created its directory"
-
-
-async def test_emptied_implicit_directories_leave_listings(store: S3Store) -> None:
-    """SeaweedFS keeps real directory entries: a parent emptied by any removal must not linger."""
-    await store.makedirs("kept")  # a marker: outlives its children
-    await store.write_bytes("kept/f", b"1")
-    await store.write_bytes("rm/a/b/f", b"1")
-    await store.write_bytes("tree/sub/f", b"1")
-    await store.write_bytes("mvfile/f", b"1")
-    await store.write_bytes("mvdir/sub/f", b"1")
-    await store.write_bytes("busy/one", b"1")
-    await store.write_bytes("busy/two", b"1")
-    await store.remove("kept/f")
-    await store.remove("rm/a/b/f")
-    await store.rmtree("tree/sub")
-    await store.rename("mvfile/f", "moved-file")
-    await store.rename("mvdir/sub", "moved-dir")
-    await store.remove("busy/one")
-    assert await store.listdir(store.root) == ["busy", "kept", "moved-dir", "moved-file"]
-    walked = [(top[len(store.root) :], dirs, files) async for top, dirs, files in store.walk(".")]
-    assert walked == [
-        ("", ["busy", "kept", "moved-dir"], ["moved-file"]),
-        ("/busy", [], ["two"]),
-        ("/kept", [], []),
-        ("/moved-dir", [], ["f"]),
-    ]
-    assert await store.glob("*") == [
-        f"{store.root}/{n}" for n in ("busy", "kept", "moved-dir", "moved-file")
-    ]
+# -------------------------------------------------------------------- keys
 
 
 SPECIAL = ["with space.txt", "ünï/cødé.bin", "a+b.txt", "100%25.txt", "k=v.txt", "what?.txt"]
 
 
-async def test_special_keys_are_stored_unchanged(store: S3Store, raw_s3: Any) -> None:
+async def test_special_keys_are_stored_unchanged(s3_store: S3Store, raw_s3: Any) -> None:
     for name in SPECIAL:
-        await store.write_bytes(f"sp/{name}", name.encode())
-    assert sorted(_keys(raw_s3, store)) == sorted(f"sp/{n}" for n in SPECIAL)
+        await s3_store.write_bytes(f"sp/{name}", name.encode())
+    assert sorted(keys_below(raw_s3, s3_store.root)) == sorted(f"sp/{n}" for n in SPECIAL)
     for name in SPECIAL:
-        assert await store.read_bytes(f"sp/{name}") == name.encode()
-    await store.copyfile("sp/what?.txt", "sp/copy +%=?.txt")
-    assert await store.read_bytes("sp/copy +%=?.txt") == b"what?.txt"
-    await store.rename("sp", "moved")
-    assert sorted(_keys(raw_s3, store)) == sorted(
+        assert await s3_store.read_bytes(f"sp/{name}") == name.encode()
+    await s3_store.copyfile("sp/what?.txt", "sp/copy +%=?.txt")
+    assert await s3_store.read_bytes("sp/copy +%=?.txt") == b"what?.txt"
+    await s3_store.rename("sp", "moved")
+    assert sorted(keys_below(raw_s3, s3_store.root)) == sorted(
         [f"moved/{n}" for n in SPECIAL] + ["moved/copy +%=?.txt"]
     )
-    await store.rmtree("moved")
-    assert _keys(raw_s3, store) == []
+    await s3_store.rmtree("moved")
+    assert keys_below(raw_s3, s3_store.root) == []
 
 
 # ------------------------------------------------------------------ copies
 
 
-async def test_copy_of_large_file_in_parts(store: S3Store) -> None:
-    store.multipart_copy_threshold = PART
-    store.copy_part_size = PART
+async def test_copy_of_large_file_in_parts(s3_store: S3Store) -> None:
+    s3_store.multipart_copy_threshold = PART
+    s3_store.copy_part_size = PART
     data = random.Random(5).randbytes(2 * PART + 99)
-    await store.write_bytes("orig.bin", data)
-    await store.copyfile("orig.bin", "copy.bin")
-    assert await store.read_bytes("copy.bin") == data
-    await store.rename("copy.bin", "moved.bin")  # a file's rename: one server-side copy
-    assert await store.read_bytes("moved.bin") == data
-    await store.makedirs("dir")
-    await store.copyfile("orig.bin", "dir/orig.bin")
-    await store.rename("dir", "dir2")  # a directory's rename: copies in parts (size known)
-    assert await store.read_bytes("dir2/orig.bin") == data
+    await s3_store.write_bytes("orig.bin", data)
+    await s3_store.copyfile("orig.bin", "copy.bin")
+    assert await s3_store.read_bytes("copy.bin") == data
+    await s3_store.rename("copy.bin", "moved.bin")  # a file's rename: one server-side copy
+    assert await s3_store.read_bytes("moved.bin") == data
+    await s3_store.makedirs("dir")
+    await s3_store.copyfile("orig.bin", "dir/orig.bin")
+    await s3_store.rename("dir", "dir2")  # a directory's rename: copies in parts (size known)
+    assert await s3_store.read_bytes("dir2/orig.bin") == data
 
 
-async def test_failed_part_copy_cancels_the_others_and_aborts(store: S3Store, raw_s3: Any) -> None:
-    store.copy_part_size = PART
-    await store.write_bytes("orig.bin", os.urandom(2 * PART + 1))  # three parts to copy
-    client = await store._client()
+async def test_failed_part_copy_cancels_the_others_and_aborts(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    s3_store.copy_part_size = PART
+    await s3_store.write_bytes("orig.bin", os.urandom(2 * PART + 1))  # three parts to copy
+    client = await s3_store._client()
     assert isinstance(client, S3Client)
     real_part_copy = client.s3.upload_part_copy
     too_large = _client_error(
@@ -551,11 +338,11 @@ async def test_failed_part_copy_cancels_the_others_and_aborts(store: S3Store, ra
     client.s3.copy_object = copy_object
     client.s3.upload_part_copy = upload_part_copy
     with anyio.fail_after(10), pytest.raises(PermissionError, match=r"orig\.bin") as info:
-        await store.copyfile("orig.bin", "copy.bin")
+        await s3_store.copyfile("orig.bin", "copy.bin")
     assert info.value.__cause__ is denied  # the part's own failure, not a group of them
     assert sorted(cancelled) == [2, 3]  # the slow parts did not outlive the copy
-    assert _pending_uploads(raw_s3, store) == []
-    assert not await store.exists("copy.bin")
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    assert not await s3_store.exists("copy.bin")
 
 
 # ------------------------------------------------------------------ errors
@@ -821,18 +608,18 @@ def test_launcher_cleans_up_after_a_failed_start(seaweedfs: SeaweedFS) -> None:
 
 
 async def test_parts_sent_are_freed_without_waiting_for_the_cycle_collector(
-    store: S3Store,
+    s3_store: S3Store,
 ) -> None:
     # Big byte strings never trigger a collection of cycles: a part kept alive by a
     # reference cycle stays until something else does, and memory grows with the file.
     gc.collect()
     gc.disable()
     try:
-        async with store.open("big.bin", "wb") as f:
+        async with s3_store.open("big.bin", "wb") as f:
             for _ in range(4):
                 await f.write(os.urandom(3 * MiB))
         alive = [o for o in gc.get_objects() if isinstance(o, _objectstore._client.SendBody)]
     finally:
         gc.enable()
     assert alive == []
-    assert (await store.stat("big.bin")).size == 12 * MiB
+    assert (await s3_store.stat("big.bin")).size == 12 * MiB

@@ -15,50 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import artifactio
 from _faults import Drop, FaultProxy, StallUpload
+from _s3_fixtures import BUCKET, PART, pending_uploads
 from artifactio.backends.s3 import S3Store
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
     from artifactio.embedded import SeaweedFS
 
 pytestmark = pytest.mark.s3
 
-BUCKET = "artifactio-test"
-MiB = 1024 * 1024
-PART = 5 * MiB
-
 CREATE = r"\?uploads"  # CreateMultipartUpload: POST key?uploads
 PART_2 = r"[?&]partNumber=2\b"  # UploadPart of part 2
 COMPLETE = r"\?uploadId="  # CompleteMultipartUpload: POST key?uploadId=... (abort is a DELETE)
-
-
-@pytest.fixture(scope="module")
-def raw_s3(seaweedfs: SeaweedFS) -> Any:
-    """The server's own botocore client, to look behind the store's back."""
-    return seaweedfs._client()
-
-
-@pytest.fixture
-def s3_root(raw_s3: Any) -> Iterator[str]:
-    """A fresh root; its keys and pending uploads are removed afterwards."""
-    name = f"faults-{uuid.uuid4().hex[:12]}"
-    yield f"s3://{BUCKET}/{name}"
-    for upload in raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=name + "/").get(
-        "Uploads", []
-    ):
-        raw_s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            raw_s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
 
 
 @pytest.fixture
@@ -71,13 +46,6 @@ def _store(root: str, server: SeaweedFS, proxy: FaultProxy, **options: Any) -> S
     options.setdefault("retries", 2)
     options.setdefault("read_timeout", 5)
     return S3Store(root, part_size=PART, **server.store_options(endpoint_url=proxy.url, **options))
-
-
-def _pending(raw_s3: Any, store: S3Store) -> list[str]:
-    """Keys (below the store's root) with a pending multipart upload, on the raw server."""
-    prefix = store.root[len(f"s3://{BUCKET}/") :] + "/"
-    answer = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return [u["Key"][len(prefix) :] for u in answer.get("Uploads", [])]
 
 
 async def _write(store: S3Store, path: str, data: bytes, mode: str = "wb") -> None:
@@ -110,7 +78,7 @@ async def test_part_whose_body_the_server_stops_reading_fails(
         with pytest.raises(artifactio.StoreConnectionError, match=r"f\.bin"):
             await _write(store, "f.bin", os.urandom(3 * PART))
         assert stall.hits >= 1
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
         assert await store.read_bytes("f.bin") == b"old content"
 
 
@@ -140,7 +108,7 @@ async def test_cancelled_write_does_not_wait_for_a_stalled_part(
             await writing
         assert not stall.released.is_set()  # the part was never let through
         assert [r.method for r in proxy.requests if "uploadId" in r.target][-1] == "DELETE"
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
         assert not await store.exists("f.bin")
 
 
@@ -156,7 +124,7 @@ async def test_lost_answer_to_create_leaves_no_pending_upload(
         await _write(store, "f.bin", data)
         assert lost.hits == 1
         assert sum(1 for r in proxy.requests if r.method == "POST" and "?uploads" in r.target) == 2
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
         assert await store.read_bytes("f.bin") == data
 
 
@@ -168,7 +136,7 @@ async def test_every_create_answer_lost_fails_the_write_and_leaves_nothing(
         with pytest.raises(artifactio.StoreConnectionError):
             await _write(store, "f.bin", os.urandom(2 * PART + 1))
         assert lost.hits == 3  # three uploads made on the server, none of their ids known
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
         assert not await store.exists("f.bin")
 
 
@@ -183,7 +151,7 @@ async def test_clean_up_after_a_lost_create_spares_another_writers_upload(
         proxy.add(Drop(), method="POST", target=CREATE)
         data = os.urandom(2 * PART + 1)
         await _write(store, "f.bin", data)
-        assert _pending(raw_s3, store) == ["f.bin"]
+        assert pending_uploads(raw_s3, store.root) == ["f.bin"]
         uploads = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=key)["Uploads"]
         assert [u["UploadId"] for u in uploads] == [theirs]
         assert await store.read_bytes("f.bin") == data
@@ -211,7 +179,7 @@ async def test_exclusive_multipart_write_whose_complete_answer_is_lost_succeeds(
         await _write(store, "f.bin", data, "xb")
         assert lost.hits == 1
         assert await store.read_bytes("f.bin") == data
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
 
 
 @pytest.mark.parametrize("size", [10, 2 * PART + 1], ids=["put", "multipart"])
@@ -231,7 +199,7 @@ async def test_exclusive_write_with_a_lost_answer_still_refuses_another_file(
             await f.close()
         assert lost.hits == 1
         assert await store.read_bytes("f.bin") == b"theirs"
-        assert _pending(raw_s3, store) == []
+        assert pending_uploads(raw_s3, store.root) == []
 
 
 # ------------------------------------------------ concurrent makedirs

@@ -11,13 +11,15 @@ import errno
 import itertools
 import os
 import random
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
+import _s3_fixtures
 import artifactio
+from _s3_fixtures import BUCKET as BUCKET  # re-exported: test_transfer_faults, test_transfer_parts
+from _s3_fixtures import PART, key_prefix
 from artifactio import (
     DirEntry,
     EntryInfo,
@@ -30,7 +32,6 @@ from artifactio._concurrency import for_each
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
-from artifactio.backends.s3 import S3Store
 from artifactio.transfer import TransferPlan, TransferReport, execute, split_points
 from artifactio.transfer._endpoints import open_endpoints
 
@@ -39,11 +40,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from artifactio import AsyncArtifactStore
-    from artifactio.embedded import FakeGCSServer, SeaweedFS
+    from artifactio.backends.s3 import S3Store
+    from artifactio.embedded import FakeGCSServer
 
 MiB = 1024 * 1024
-S3_PART = 5 * MiB
-BUCKET = "artifactio-test"
+S3_PART = PART
 
 
 def make_tree(count: int = 200, big: int = 0, seed: int = 7) -> dict[str, bytes]:
@@ -106,29 +107,19 @@ async def local(tmp_path: Path) -> AsyncIterator[LocalStore]:
 # ----------------------------------------------------------------- S3 and GCS
 
 
-@pytest.fixture(scope="module")
-def raw_s3(seaweedfs: SeaweedFS) -> Any:
-    return seaweedfs._client()
-
-
 @pytest.fixture
-async def s3(raw_s3: Any, seaweedfs: SeaweedFS) -> AsyncIterator[S3Store]:
-    """An S3 store on a fresh prefix of the session's bucket, emptied afterwards."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    async with S3Store(
-        f"s3://{BUCKET}/{name}", part_size=S3_PART, **seaweedfs.store_options(retries=1)
-    ) as store:
-        yield store
-    for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            raw_s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+def s3(s3_store: S3Store) -> S3Store:
+    """The shared ``s3_store`` (5 MiB parts, on a fresh root), named like this module's others."""
+    return s3_store
 
 
-def pending_uploads(raw_s3: Any, store: S3Store) -> list[str]:
-    prefix = store.root[len(f"s3://{BUCKET}/") :] + "/"
-    answer = raw_s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return [u["Key"] for u in answer.get("Uploads", [])]
+def pending_uploads(raw_s3: Any, store: AsyncArtifactStore) -> list[str]:
+    """The whole keys (bucket keys) of the multipart uploads pending below ``store``'s root.
+
+    test_transfer_faults compares them with whole keys.
+    """
+    prefix = key_prefix(store.root)
+    return [prefix + key for key in _s3_fixtures.pending_uploads(raw_s3, prefix)]
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
     from artifactio.embedded import FakeGCSServer, SeaweedFS
 
-BUCKET = "artifactio-test"
 
 MAKERS: list[Callable[..., object]] = [artifactio.open_store, artifactio.ArtifactStore]
 
@@ -276,11 +274,6 @@ async def test_gcs_refused_credentials_name_the_call(
         options = fake_gcs_server.store_options(service_file=str(key), retries=0)
         async with GCSStore(gcs_root, **options) as store:
             await _assert_named(store, PermissionError, "unusable GCS credentials")
-
-
-@pytest.fixture
-def s3_root(seaweedfs: SeaweedFS) -> str:
-    return f"s3://{BUCKET}/validation-{uuid.uuid4().hex[:8]}"
 
 
 # ------------------------------------------------ an HTTP server, not the service
