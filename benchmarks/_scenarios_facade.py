@@ -4,11 +4,13 @@
   and ``.stat`` beside fsspec's ``LocalFileSystem().exists`` / ``.info`` and
   ``os.path.exists`` / ``os.stat``; for context, the facade's ``exists`` on
   ``memory://`` (driven inline too) and on a store that must run on the
-  facade's loop thread (``SuspendingMemoryStore``: the pure cost of the hop).
+  facade's event loop (``SuspendingMemoryStore``: called from the main thread,
+  the cost of ``run_until_complete`` on the facade's own loop there).
   Every contender makes the same number of calls per run, as many as the
   facade's call makes in ``call_seconds``.
 * S3: ``facade_gets`` GETs of one 1 KiB object, one after the other, through
-  ``ArtifactStore.read_bytes`` (the store on the facade's loop thread) beside
+  ``ArtifactStore.read_bytes`` (from the main thread: on the facade's own loop
+  there, no thread hop) beside
   ``await store.read_bytes`` on this thread's event loop (another store of the
   same options, so each side keeps its connection warm).
 

@@ -12,8 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import traceback
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -177,3 +185,201 @@ def test_client_of_an_idle_loop_closes_when_that_loop_shuts_down(
         finally:
             loop.close()
         del sessions, loop
+
+
+# ------------------------------------- the blocking facade's main-thread loop
+
+
+@pytest.fixture
+def main_thread() -> None:
+    """Skip unless the test runs in the main thread (the facade's own loop is the main thread's)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the facade runs calls on a loop of its own in the main thread only")
+
+
+def _own_sessions(facade: artifactio.ArtifactStore) -> list[Any]:
+    """The sessions of the client that the facade's store made on the main thread's loop."""
+    own = facade._runner._own
+    assert own is not None
+    store: ObjectStore = facade.async_store  # type: ignore[assignment]
+    return _sessions(own.run(store._client()))
+
+
+def _hop_sessions(facade: artifactio.ArtifactStore) -> list[Any]:
+    """The sessions of the client that the facade's store made on the facade's loop thread."""
+    store: ObjectStore = facade.async_store  # type: ignore[assignment]
+    return _sessions(facade._runner.run(store._client()))
+
+
+@pytest.mark.usefixtures("main_thread")
+def test_facade_calls_from_the_main_thread_run_on_its_own_loop(
+    new_store: Callable[..., ObjectStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    with _no_leaks(caplog):
+        facade = artifactio.ArtifactStore(store)
+        facade.write_bytes("a.txt", b"1")
+        assert facade.read_bytes("a.txt") == b"1"
+        assert facade._runner._loop_thread is None  # no thread hop, no loop thread
+        own = facade._runner._own
+        assert own is not None
+        assert list(store._pool._slots) == [own.loop]
+        sessions = _own_sessions(facade)
+        facade.close()
+        assert own.loop.is_closed()
+        assert sessions
+        assert _open(sessions) == []
+        del sessions
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("main_thread")
+@pytest.mark.parametrize("closer", ["another thread", "a running loop"])
+def test_facade_close_elsewhere_closes_the_main_threads_loop_and_client(
+    new_store: Callable[..., ObjectStore], closer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    with _no_leaks(caplog):
+        facade = artifactio.ArtifactStore(store)
+        facade.write_bytes("a.txt", b"1")  # the main thread's loop gets a client
+        with ThreadPoolExecutor(1) as pool:  # and the loop thread another
+            assert pool.submit(facade.read_bytes, "a.txt").result() == b"1"
+        own = facade._runner._own
+        assert own is not None
+        sessions = _own_sessions(facade) + _hop_sessions(facade)
+        if closer == "another thread":
+            thread = threading.Thread(target=facade.close)
+            thread.start()
+            thread.join()
+        else:  # this thread cannot run the main thread's loop now: a helper closes it
+
+            async def close_here() -> None:
+                facade.close()
+
+            asyncio.run(close_here())
+        assert own.loop.is_closed()
+        assert len(sessions) >= 2
+        assert _open(sessions) == []
+        with pytest.raises(artifactio.StoreClosedError):
+            facade.exists("a.txt")
+        del sessions
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("main_thread")
+def test_facade_from_many_threads_and_the_main_thread_at_once(
+    new_store: Callable[..., ObjectStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+
+    def work(i: int) -> int:
+        for j in range(10):
+            facade.write_bytes(f"t{i}/{j}", f"{i}-{j}".encode())
+            assert facade.read_bytes(f"t{i}/{j}") == f"{i}-{j}".encode()
+        return len(facade.listdir(f"t{i}"))
+
+    with _no_leaks(caplog):
+        facade = artifactio.ArtifactStore(store)
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(work, i) for i in range(8)]
+            assert work(8) == 10  # the main thread meanwhile, on its own loop
+            assert [f.result() for f in futures] == [10] * 8
+        # Two clients whatever the number of threads: the main thread's and the loop thread's.
+        assert len(store._pool._slots) == 2
+        sessions = _own_sessions(facade) + _hop_sessions(facade)
+        facade.close()
+        assert _open(sessions) == []
+        del sessions
+
+
+@pytest.mark.usefixtures("main_thread")
+def test_facade_file_opened_in_the_main_thread_is_used_from_another(
+    new_store: Callable[..., ObjectStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    data = os.urandom(6 * 1024 * 1024 + 5)  # more than a block: the reader reads ahead
+    with _no_leaks(caplog):
+        facade = artifactio.ArtifactStore(store)
+        facade.write_bytes("big.bin", data)
+        with ThreadPoolExecutor(1) as pool:
+            with facade.open("big.bin", "rb") as reader:
+                head = reader.read(100_000)
+                assert head + pool.submit(reader.read).result() == data
+            writer = facade.open("out.bin", "wb")
+            pool.submit(writer.write, data).result()
+            writer.close()
+        assert facade.read_bytes("out.bin") == data
+        facade.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.usefixtures("main_thread")
+def test_forked_child_makes_its_own_main_loop(new_store: Callable[..., ObjectStore]) -> None:
+    facade = artifactio.ArtifactStore(new_store())
+    facade.write_bytes("parent.txt", b"parent")  # the main thread's loop, a client, a connection
+    own = facade._runner._own
+    assert own is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 3
+        try:
+            ok = facade.read_bytes("parent.txt") == b"parent"
+            child_own = facade._runner._own
+            ok = ok and child_own is not None and child_own is not own
+            ok = ok and child_own is not None and child_own.pid == os.getpid()
+            facade.write_bytes("child.txt", b"child")
+            facade.close()
+            ok = ok and not own.loop.is_closed()  # the parent's loop was left alone
+            code = 0 if ok else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert facade._runner._own is own
+    assert facade.read_bytes("child.txt") == b"child"  # on the parent's loop, still working
+    facade.close()
+
+
+@pytest.mark.s3
+def test_atexit_closes_the_main_threads_loop_and_client(
+    s3_root: str,  # noqa: F811 - fixture
+    s3_options: dict[str, Any],  # noqa: F811 - fixture
+    tmp_path: Any,
+) -> None:
+    script = textwrap.dedent(
+        """
+        import atexit, json, sys
+
+        def check():  # registered first: runs after artifactio's exit hook
+            closed = all(session.closed for session in sessions) and own.loop.is_closed()
+            print("closed" if closed and sessions else "open", flush=True)
+
+        atexit.register(check)
+
+        import artifactio
+        from artifactio.backends.s3 import S3Store
+
+        root, options = json.loads(sys.argv[1])
+        facade = artifactio.ArtifactStore(S3Store(root, **options))
+        facade.write_bytes("atexit.txt", b"1")
+        own = facade._runner._own
+        client = own.run(facade.async_store._client())
+        sessions = list(client.s3._endpoint.http_session._sessions.values())
+        print("done", flush=True)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script, json.dumps([s3_root, s3_options])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["done", "closed"]
+    assert "Warning" not in proc.stderr, proc.stderr

@@ -438,7 +438,12 @@ def test_keyboard_interrupt_while_waiting_cancels_the_coroutine(memory_root: str
             store.exists("stuck")
         presser.join()
         async_store.cancelled.wait()
+        own = store._runner._own  # the main thread's call ran on its own loop
+        assert own is not None
+        assert not own.loop.is_closed()
+        assert store._runner._loop_thread is None
         assert not store.exists("other")  # still usable
+        assert store._runner._own is own
 
 
 # ------------------------------------------------------------------------ fork
@@ -629,6 +634,27 @@ def test_close_while_another_thread_waits(memory_root: str) -> None:
     assert [type(exc) for exc in outcome] == [StoreClosedError]
 
 
+@pytest.mark.timeout(60)
+def test_close_from_another_thread_during_a_main_thread_call(memory_root: str) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the facade runs calls on a loop of its own in the main thread only")
+    async_store = StuckStore(memory_root)
+    store = ArtifactStore(async_store)
+
+    def close_when_stuck() -> None:
+        async_store.started.wait()
+        store.close()
+
+    closer = threading.Thread(target=close_when_stuck)
+    closer.start()
+    with pytest.raises(StoreClosedError):
+        store.exists("stuck")  # on the main thread's own loop
+    closer.join()
+    assert async_store.cancelled.is_set()
+    own_loops = [store._runner._own]
+    assert own_loops == [None]  # handed over and closed
+
+
 def test_writer_open_at_close_cannot_publish(store: ArtifactStore) -> None:
     f = store.open("late.bin", "wb")
     f.write(b"data")
@@ -650,7 +676,8 @@ def test_no_resource_warning_from_closing_or_dropping_facades(memory_root: str) 
             assert f.read() == b"1"
         own = dropped._runner._own
         loop_thread = dropped._runner._loop_thread
-        assert own is not None and loop_thread is not None
+        assert own is not None
+        assert loop_thread is not None
         thread = loop_thread.thread
         del dropped, f
         gc.collect()

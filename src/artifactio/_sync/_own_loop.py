@@ -61,6 +61,7 @@ class OwnLoop:
         self.pid = os.getpid()
         self.close_when_idle = False
         self._closer_timeout: float | None = None
+        self._current: asyncio.Task[Any] | None = None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Take the lock, run ``coro`` to completion and return its result.
@@ -89,6 +90,7 @@ class OwnLoop:
             coro.close()
             raise StoreClosedError("the ArtifactStore is closed")
         task = loop.create_task(coro)  # in a copy of the caller's context
+        self._current = task
         interrupted = False
         swapped = (
             threading.current_thread() is threading.main_thread()
@@ -119,8 +121,16 @@ class OwnLoop:
                 raise KeyboardInterrupt
             return result
         finally:
+            self._current = None
             if swapped:
                 _sig.signal(_sig.SIGINT, _sig.default_int_handler)
+
+    def cancel_call(self) -> None:
+        """From another thread: cancel the call running on the loop now, if any."""
+        task = self._current
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                self.loop.call_soon_threadsafe(task.cancel)
 
     def close_later(self, timeout: float | None) -> None:
         """Have the call running on this loop (in this thread) close it when it returns."""
