@@ -262,6 +262,17 @@ async def test_download_checksum_mismatch_raises(
         await store.read_bytes("check.bin")
 
 
+async def test_small_file_holding_the_multipart_boundary_round_trips(store: GCSStore) -> None:
+    client = await store._client()
+    assert isinstance(client, _gcs_client.GCSClient)
+    data = b"--" + client._boundary.encode() + b"\r\nContent-Type: text/plain\r\n\r\nnot this"
+    await store.write_bytes("boundary.bin", data)
+    assert await store.read_bytes("boundary.bin") == data
+    name = f"dir/{client._boundary}.txt"
+    await store.write_bytes(name, b"x")
+    assert await store.read_bytes(name) == b"x"
+
+
 async def test_upload_checksum_mismatch_raises_and_removes_the_object(store: GCSStore) -> None:
     client = await store._client()
     assert isinstance(client, _gcs_client.GCSClient)

@@ -114,6 +114,9 @@ class GCSClient(ObjectClient):
         self._session = session
         self._base_path = urlsplit(self.transport.endpoint).path.rstrip("/")
         self._checks: dict[tuple[str, str, str], DownloadCheck] = {}
+        # The multipart boundary of one-request uploads: random, made once (a fresh
+        # one per upload costs a getrandom call, as much as the rest of a small upload).
+        self._boundary = uuid.uuid4().hex
         self._batch_ok = True
 
     @staticmethod
@@ -278,7 +281,9 @@ class GCSClient(ObjectClient):
         if token is not None:
             params["ifGenerationMatch"] = "0"
             resource["metadata"] = {WRITE_TOKEN: token}
-        boundary = uuid.uuid4().hex
+        boundary = self._boundary
+        if boundary in key or boundary.encode("ascii") in data:  # a fresh one, then
+            boundary = uuid.uuid4().hex
         body = multipart_upload_body(resource, data, _CONTENT_TYPE, boundary)
         try:
             resp = await self.transport.request(
