@@ -4,9 +4,10 @@
 A backend implements the abstract primitives (look up one entry, list one
 directory, open a reader or a writer, delete a file, create or delete a
 directory) and may override the optional ones (``_copy_file``, ``_move``,
-``_rmtree``, ``_iter_tree``) where its service does them better. The defaults
-here build those from the required primitives, so a new backend is complete as
-soon as the seven required methods work.
+``_rmtree``, ``_iter_tree``, ``_copy_from``, ``_copy_batch_from``) where its
+service does them better. The defaults here build those from the required
+primitives (or decline: ``_copy_from`` and ``_copy_batch_from``), so a new
+backend is complete as soon as the seven required methods work.
 
 The public API (argument checks in ZenML's order, ``glob``, ``walk``...) is in
 ``_store.py``; nothing here is called by users directly.
@@ -24,7 +25,7 @@ from ._files import AsyncWriteFile
 from ._paths import join_key, parent_key
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
     from ._entries import DirEntry, EntryInfo
     from ._files import RawReader, RawWriter
@@ -218,6 +219,30 @@ class StorePrimitives(abc.ABC):
             FileNotFoundError: ``src`` is missing.
         """
         return None
+
+    def _copy_batch_limit(self, source: StorePrimitives) -> int:
+        """The largest file :meth:`_copy_batch_from` takes from ``source``; 0: none (default).
+
+        Bulk transfers group the small files they would hand to :meth:`_copy_from`
+        one by one into batches for a backend that answers more than 0 here.
+        """
+        return 0
+
+    async def _copy_batch_from(
+        self, source: StorePrimitives, pairs: Sequence[tuple[str, str]], *, exclusive: bool
+    ) -> list[int | Exception]:
+        """Copy files of ``source`` (each ``(src, dst)`` of ``pairs``) here, in one go.
+
+        Only called where :meth:`_copy_batch_limit` allowed it. Each file is
+        copied as :meth:`_copy_from` copies one, all or nothing, one after the
+        other; a file that fails does not stop the others.
+
+        Returns:
+            For each pair, in order, the size copied or the exception that file
+            failed with (``FileNotFoundError`` for a missing ``src``,
+            ``FileExistsError`` when ``exclusive`` and ``dst`` exists...).
+        """
+        raise NotImplementedError(f"{type(self).__name__} copies no batches")
 
     async def _copy_file(self, src: str, dst: str) -> None:
         """Copy file ``src`` onto ``dst`` (checks were done). Default: stream it."""

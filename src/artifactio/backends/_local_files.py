@@ -1,4 +1,4 @@
-"""Plain files of the local backend: the reader and writer handles, and atomic publishing.
+"""Plain files of the local backend: the reader and writer handles, atomic publishing, copies.
 
 File data moves through aiofiles on asyncio (anyio's worker threads on other
 loops, direct calls when the sync facade drives the store inline).
@@ -6,10 +6,11 @@ loops, direct calls when the sync facade drives the store inline).
 Writes are atomic: content goes to a hidden temporary file in the target's
 directory (``.<name>.<12 hex digits>.tmp``, never shown by listings) which
 replaces the target on commit (``os.replace``), or is hard-linked onto it for
-``x`` modes (``os.link`` fails atomically when the target exists). An
-exception, a cancellation or a writer dropped without closing removes the
-temporary file. A process killed outright may leave one behind; listings keep
-hiding it and ``rmtree`` removes it with its directory.
+``x`` modes (``os.link`` fails atomically when the target exists). Copies
+(:func:`copy_file`: the kernel copies into the temporary file; :func:`move_across`)
+publish the same way. An exception, a cancellation or a writer dropped without
+closing removes the temporary file. A process killed outright may leave one
+behind; listings keep hiding it and ``rmtree`` removes it with its directory.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import stat as stat_module
 import weakref
 from contextlib import suppress
@@ -34,12 +36,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "BATCH_FILE",
     "NEW_FILE_FLAGS",
     "LocalReader",
     "LocalWriter",
     "cleanup",
     "commit",
+    "copy_file",
     "is_temp",
+    "move_across",
     "publish",
     "temp_name",
     "unlink_quietly",
@@ -50,6 +55,10 @@ _TEMP_NAME_BYTES = 200  # keeps ".<name>.<hex>.tmp" within NAME_MAX (255 bytes)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
 _NO_HARD_LINKS = {errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+# O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused after fstat).
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
+_SEND_BLOCK = 8 * 1024 * 1024
 
 
 # -------------------------------------------------------------- temporary files
@@ -91,11 +100,15 @@ def _keep_mode(tmp: str, target: str) -> None:
         pass
 
 
-def publish(tmp: str, target: str, exclusive: bool) -> None:
-    """Make ``tmp`` the file at ``target``; on failure ``tmp`` is removed."""
+def publish(tmp: str, target: str, exclusive: bool, *, keep_mode: bool = True) -> None:
+    """Make ``tmp`` the file at ``target``; on failure ``tmp`` is removed.
+
+    With ``keep_mode``, a file replaced at ``target`` hands its permissions to ``tmp``.
+    """
     try:
         if not exclusive:
-            _keep_mode(tmp, target)
+            if keep_mode:
+                _keep_mode(tmp, target)
             os.replace(tmp, target)
             return
         try:
@@ -117,6 +130,64 @@ def publish(tmp: str, target: str, exclusive: bool) -> None:
         raise
 
 
+def _send(fd_in: int, fd_out: int) -> int:
+    """Copy all of ``fd_in`` (from its start) to ``fd_out``; the bytes copied.
+
+    The kernel copies (``sendfile``) where it can; a file system that refuses
+    falls back to reads and writes.
+    """
+    copied = 0
+    try:
+        while n := os.sendfile(fd_out, fd_in, copied, _SEND_BLOCK):
+            copied += n
+        return copied
+    except OSError as exc:
+        if copied or exc.errno not in _NO_SENDFILE:
+            raise
+    while data := os.pread(fd_in, _SEND_BLOCK, copied):
+        _pwrite(fd_out, copied, data)
+        copied += len(data)
+    return copied
+
+
+def copy_file(src: str, target: str, replaced: os.stat_result | None, exclusive: bool) -> int:
+    """Copy file ``src`` onto ``target``, all or nothing; its size.
+
+    The bytes go to a temporary file beside ``target``, published as
+    :func:`publish` does. ``replaced`` is what ``target`` was when looked at
+    (``None``: nothing): a file there hands its permissions on.
+
+    Raises:
+        IsADirectoryError: ``src`` is a directory.
+        OSError: ``src`` is not a plain file (a FIFO, a device...), or the copy failed.
+    """
+    fd_in = os.open(src, _READ_FLAGS)
+    try:
+        st = os.fstat(fd_in)
+        if not stat_module.S_ISREG(st.st_mode):
+            if stat_module.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), src)
+            raise OSError(errno.EINVAL, "not a plain file", src)
+        directory, name = os.path.split(target)
+        tmp = os.path.join(directory, temp_name(name))
+        fd_out = os.open(tmp, NEW_FILE_FLAGS, 0o666)
+        try:
+            try:
+                _send(fd_in, fd_out)
+                size = os.fstat(fd_out).st_size  # what the file system holds
+                if replaced is not None and stat_module.S_ISREG(replaced.st_mode):
+                    os.fchmod(fd_out, stat_module.S_IMODE(replaced.st_mode))
+            finally:
+                os.close(fd_out)
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+    finally:
+        os.close(fd_in)
+    publish(tmp, target, exclusive, keep_mode=False)
+    return size
+
+
 def commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
     """Close a writer's file and publish it at ``target``; on failure ``tmp`` is removed."""
     try:
@@ -125,6 +196,32 @@ def commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
         unlink_quietly(tmp)
         raise
     publish(tmp, target, exclusive)
+
+
+def move_across(src: str, dst: str) -> None:
+    """Move ``src`` to a free ``dst`` on another filesystem: copy, then delete the source.
+
+    A copy that fails removes what it made (a file is copied to a temporary
+    name first), so the source is whole and ``dst`` is free again.
+    """
+    if os.path.isdir(src) and not os.path.islink(src):
+        os.mkdir(dst)  # FileExistsError if it appeared meanwhile: then it is not ours to delete
+        try:
+            shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
+        except BaseException:
+            shutil.rmtree(dst, ignore_errors=True)
+            raise
+        shutil.rmtree(src)
+        return
+    directory, name = os.path.split(dst)
+    tmp = os.path.join(directory, temp_name(name))
+    try:
+        shutil.copy2(src, tmp, follow_symlinks=False)
+        os.replace(tmp, dst)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    os.unlink(src)
 
 
 async def cleanup(func: Callable[[], object]) -> None:
@@ -194,6 +291,11 @@ SMALL_FILE = 256 * 1024
 """A file up to this size is read whole when opened for reading, and written at its
 commit: one worker-thread call for open, read and close (or write, close and
 rename) instead of one per call. Its bytes are held in memory meanwhile."""
+
+
+BATCH_FILE = 1024 * 1024
+"""The largest file a bulk transfer between two local stores copies in a batch: many
+small files in one worker-thread call (see ``LocalStore._copy_batch_from``)."""
 
 
 class LocalReader(RawReader):

@@ -4,9 +4,10 @@ Every blocking call (``os.lstat``, ``os.scandir``, ``open``, reads, writes,
 ``os.replace``...) goes through :func:`~artifactio._blocking.run_blocking`, and
 each primitive groups its system calls into one synchronous helper, so a
 primitive costs one thread hop in async code and no hop at all when the sync
-facade drives the store inline. The file handles, and the hidden temporary
-files that make writes atomic, are in :mod:`._local_files`; listings never
-show those temporary files.
+facade drives the store inline; a bulk transfer from another local store
+copies small files a batch per hop (``_copy_batch_from``). The file handles,
+and the hidden temporary files that make writes atomic, are in
+:mod:`._local_files`; listings never show those temporary files.
 
 Bounds: a path whose symlinks resolve outside the root's real path is outside
 the store (``PathOutsideStoreError``, a ``PermissionError``), whatever the
@@ -44,26 +45,29 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from .._blocking import run_blocking
+from .._concurrency import shielded
 from .._config import LocalConfig
 from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
 from .._files import BytesReader
 from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 from ._local_files import (
+    BATCH_FILE,
     NEW_FILE_FLAGS,
     SMALL_FILE,
     LocalReader,
     LocalWriter,
     cleanup,
     commit,
+    copy_file,
     is_temp,
-    publish,
+    move_across,
     temp_name,
     unlink_quietly,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Iterator
+    from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 
     from .._files import RawReader, RawWriter
     from .._primitives import StorePrimitives
@@ -111,32 +115,6 @@ def _dir_entry(entry: os.DirEntry[str], root_real: Callable[[], str]) -> DirEntr
     if stat_module.S_ISDIR(st.st_mode):
         return DirEntry(entry.name, True, 0, st.st_mtime, is_link=link)
     return DirEntry(entry.name, False, st.st_size, st.st_mtime, is_link=link)
-
-
-def _move_across(src: str, dst: str) -> None:
-    """Move ``src`` to a free ``dst`` on another filesystem: copy, then delete the source.
-
-    A copy that fails removes what it made (a file is copied to a temporary
-    name first), so the source is whole and ``dst`` is free again.
-    """
-    if os.path.isdir(src) and not os.path.islink(src):
-        os.mkdir(dst)  # FileExistsError if it appeared meanwhile: then it is not ours to delete
-        try:
-            shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
-        except BaseException:
-            shutil.rmtree(dst, ignore_errors=True)
-            raise
-        shutil.rmtree(src)
-        return
-    directory, name = os.path.split(dst)
-    tmp = os.path.join(directory, temp_name(name))
-    try:
-        shutil.copy2(src, tmp, follow_symlinks=False)
-        os.replace(tmp, dst)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
-    os.unlink(src)
 
 
 def _take(tree: Iterator[tuple[str, DirEntry]], n: int) -> list[tuple[str, DirEntry]]:
@@ -468,28 +446,47 @@ class LocalStore(AsyncArtifactStore):
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-                _move_across(source.path, target.path)
+                move_across(source.path, target.path)
+
+    def _checked(self, key: str, op: str, dirs: set[str]) -> _Location:
+        """:meth:`_locate`, but one ``lstat`` for a key in a directory of ``dirs``.
+
+        ``dirs``: os paths of directories found inside the root with no link on the way.
+        """
+        path = self._os(key)
+        directory = path.rpartition("/")[0]
+        if directory in dirs:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return _Location(path, path, None, True, True)
+            except OSError:
+                st = None
+            if st is not None and not stat_module.S_ISLNK(st.st_mode):
+                return _Location(path, path, st, False, True)
+        loc = self._locate(key, op)
+        if loc.parent_ok:
+            dirs.add(directory)
+        return loc
 
     def _copy_sync(
-        self, src: str, dst: str, source_store: LocalStore | None = None, exclusive: bool = False
+        self, source: LocalStore, src: str, dst: str, exclusive: bool, dirs: tuple[set[str], ...]
     ) -> int:
-        """Copy a file (of ``source_store``, else of this store) onto ``dst``; its size."""
-        source = (source_store or self)._locate(src, "copyfile")
-        target = self._locate(dst, "copyfile")
-        directory, name = os.path.split(target.real)
+        """Copy file ``src`` of ``source`` onto ``dst``; its size (``dirs``: :meth:`_checked`)."""
+        src_dirs, dst_dirs = dirs
+        path = source._checked(src, "copyfile", src_dirs).path
+        target = self._checked(dst, "copyfile", dst_dirs)
+        replaced = target.st
+        if not target.missing and replaced is None:  # a link on the way: what it leads to
+            with suppress(OSError):
+                replaced = os.stat(target.real)
+        directory = os.path.dirname(target.real)
         if not target.parent_ok:
             self._ensure_dir(directory, parent_key(dst), "copyfile", dst)
-        tmp = os.path.join(directory, temp_name(name))
+            if target.real == target.path:
+                dst_dirs.add(directory)
         with self._translated("copyfile", dst):
-            os.close(os.open(tmp, NEW_FILE_FLAGS, 0o666))
-            try:
-                shutil.copyfile(source.path, tmp)  # the kernel copies where it can
-                size = os.stat(tmp).st_size
-            except BaseException:
-                unlink_quietly(tmp)
-                raise
-            publish(tmp, target.real, exclusive=exclusive)
-        return size
+            return copy_file(path, target.real, replaced, exclusive)
 
     # ----------------------------------------------------------- primitives
 
@@ -539,20 +536,51 @@ class LocalStore(AsyncArtifactStore):
         await run_blocking(self._move_sync, src, dst)
 
     async def _copy_file(self, src: str, dst: str) -> None:
-        await run_blocking(self._copy_sync, src, dst)
+        await self._copy_from(self, src, dst, exclusive=False)
 
     async def _copy_from(
         self, source: StorePrimitives, src: str, dst: str, *, exclusive: bool
     ) -> int | None:
         if not isinstance(source, LocalStore):
             return None
-        try:
-            return await run_blocking(self._copy_sync, src, dst, source, exclusive)
-        except FileNotFoundError as exc:  # the source, or a vanished destination directory?
-            path = source._locate(src, "copyfile").path
-            if not await run_blocking(os.path.lexists, path):
-                raise source._err(FileNotFoundError, "copyfile", src) from exc
-            raise
+        (copied,) = await run_blocking(self._copy_batch_sync, source, [(src, dst)], exclusive)
+        if isinstance(copied, Exception):
+            raise copied
+        return copied
+
+    def _copy_batch_limit(self, source: StorePrimitives) -> int:
+        return BATCH_FILE if isinstance(source, LocalStore) else 0
+
+    async def _copy_batch_from(
+        self, source: StorePrimitives, pairs: Sequence[tuple[str, str]], *, exclusive: bool
+    ) -> list[int | Exception]:
+        assert isinstance(source, LocalStore)
+        # Shielded: the worker call cannot be stopped anyway, and this way the
+        # caller learns about every file it published before a cancellation lands.
+        with shielded():
+            return await run_blocking(self._copy_batch_sync, source, pairs, exclusive)
+
+    def _copy_batch_sync(
+        self, source: LocalStore, pairs: Sequence[tuple[str, str]], exclusive: bool
+    ) -> list[int | Exception]:
+        out: list[int | Exception] = []
+        dirs: tuple[set[str], ...] = (set(), set())
+        for src, dst in pairs:
+            try:
+                out.append(self._copy_sync(source, src, dst, exclusive, dirs))
+            except FileNotFoundError as exc:
+                out.append(source._missing_source(src, exc))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _missing_source(self, src: str, exc: FileNotFoundError) -> OSError:
+        """``exc`` from a copy of ``src``; the source's own error when ``src`` is missing."""
+        if os.path.lexists(self._locate(src, "copyfile").path):
+            return exc  # a destination directory that vanished
+        error = self._err(FileNotFoundError, "copyfile", src)
+        error.__cause__ = exc
+        return error
 
     # ------------------------------------- where os says ENOTDIR, not ENOENT
 

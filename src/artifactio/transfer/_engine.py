@@ -2,7 +2,8 @@
 
 :func:`execute` opens both ends, looks at them (:func:`._walk.resolve`), then
 runs every action of the walk through one :func:`~artifactio._concurrency.for_each`
-with the plan's ``concurrency``: an item starts only when a slot is free, so
+with the plan's ``concurrency`` (small files between two local disks in
+batches, one slot each: :mod:`._batches`): an item starts only when a slot is free, so
 items start while the source listing still streams in, and memory stays flat in
 the number of files. Skips and conflicts are counted as the walk yields them;
 deletions (``sync(delete=True)``) are kept aside and carried out — with the
@@ -23,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .._concurrency import SharedLimit, for_each
+from ._batches import BatchRunner, batched
 from ._endpoints import open_endpoints
 from ._items import ItemRunner, StopTransfer
 from ._progress import Tally
@@ -30,7 +32,7 @@ from ._retry import Retrying, RetryPolicy
 from ._walk import Walker, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from ._endpoints import Location
     from ._plan import Action, TransferPlan
@@ -77,7 +79,7 @@ async def execute(
         runner = ItemRunner(plan, start.src, start.dst, tally, retrying, shared)
         deletions: list[Action] = []
 
-        async def items() -> AsyncIterator[Action]:
+        async def items() -> AsyncGenerator[Action, None]:
             async for action in walker.actions():
                 kind = action.kind
                 if kind == "delete":
@@ -96,9 +98,14 @@ async def execute(
             if not walker.stopped:
                 tally.finish_listing()
 
+        # Small files between two local disks go in batches (see _batches).
+        batch_limit = 0 if plan.dry_run else start.dst.store._copy_batch_limit(start.src.store)
         stopped = False
         try:
-            await for_each(items(), runner.run, limit=shared)
+            if batch_limit:
+                await for_each(batched(items(), batch_limit), BatchRunner(runner), limit=shared)
+            else:
+                await for_each(items(), runner.run, limit=shared)
         except StopTransfer:
             stopped = True
         stopped = stopped or walker.stopped

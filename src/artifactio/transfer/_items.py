@@ -5,7 +5,8 @@ Moving a file:
 - *Server-side*, when both ends are the same store object: ``store.copyfile``
   (S3 ``CopyObject``, GCS ``rewrite``, a local or in-memory copy).
 - Between two local stores, by the kernel (``StorePrimitives._copy_from``:
-  ``copy_file_range``/``sendfile`` into a temporary file, renamed into place).
+  ``sendfile`` into a temporary file, renamed into place); small files go
+  many at a time (``_copy_batch_from``, see :mod:`._batches`).
 - Otherwise *streamed*, through the same writer ``store.open(..., "wb")``
   gives, opened without ``open``'s look at the path (the walk's listing of the
   destination already showed it is not a directory; see
@@ -111,12 +112,17 @@ class ItemRunner:
         self.retrying = retrying
         self.server_side = src.store is dst.store
         self._algorithms = streaming_algorithms()
-        self._exclusive = plan.mode == "copy" and not plan.overwrite
+        self.exclusive = plan.mode == "copy" and not plan.overwrite
 
     # ------------------------------------------------------------ entry points
 
-    async def run(self, action: Action) -> None:
+    async def run(self, action: Action, *, failed: Exception | None = None) -> None:
         """Carry out a ``transfer`` or ``check`` action; record how it ended.
+
+        Args:
+            action: The action.
+            failed: A ``transfer`` whose first attempt (in a batch) failed with
+                this: it gets the retries it has left, if the failure is transient.
 
         Raises:
             StopTransfer: It failed and the plan is ``fail_fast``.
@@ -125,8 +131,10 @@ class ItemRunner:
         self.tally.start(source)
         item = ItemProgress(self.tally, action.size)
         try:
-            if action.kind == "check" and await self.retrying.call(
-                lambda: self._same_content(action)
+            if (
+                failed is None
+                and action.kind == "check"
+                and await self.retrying.call(lambda: self._same_content(action))
             ):
                 item.done()
                 self.tally.skipped_file()
@@ -137,7 +145,7 @@ class ItemRunner:
                 item.done()
                 self.tally.transferred_file(action.size)
                 return
-            moved = await self.retrying.call(lambda: self._transfer(action, item))
+            moved = await self.retrying.call(lambda: self._transfer(action, item), failed=failed)
         except Exception as exc:
             item.done()
             self.tally.failure(source, exc)
@@ -183,17 +191,17 @@ class ItemRunner:
         source, target = self.src.full(action.path), self.dst.full(action.path)
         try:
             if self.server_side:
-                await self.src.store.copyfile(source, target, overwrite=not self._exclusive)
+                await self.src.store.copyfile(source, target, overwrite=not self.exclusive)
                 size = await self._verify_copy(source, target)
                 item.advance(size)
                 return size
-            copied = await self.dst.copy_from(self.src, action.path, exclusive=self._exclusive)
+            copied = await self.dst.copy_from(self.src, action.path, exclusive=self.exclusive)
             if copied is not None:  # two local disks: the kernel copied it
                 item.advance(copied)
                 return copied
             return await self._stream(action.path, item)
         except FileExistsError:
-            if self._exclusive:
+            if self.exclusive:
                 return None
             raise
 
@@ -202,7 +210,7 @@ class ItemRunner:
         try:
             # The walk listed the destination: rel is no directory there (else it was
             # a conflict), so the writer opens without looking at it again.
-            writer = await self.dst.open_writer(rel, exclusive=self._exclusive)
+            writer = await self.dst.open_writer(rel, exclusive=self.exclusive)
             try:
                 digests: list[Digest] = []
                 if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):

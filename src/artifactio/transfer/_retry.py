@@ -149,14 +149,26 @@ class Retrying:
         """An item succeeded (the shared budget earns a little back)."""
         self.budget.earn()
 
-    async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self, attempt: Callable[[], Awaitable[T]], *, failed: Exception | None = None
+    ) -> T:
         """Await ``attempt()``; again after a transient failure, while retries last.
+
+        Args:
+            attempt: One try.
+            failed: The item's first try already failed with this (elsewhere):
+                only the retries are left.
 
         Raises:
             Exception: The last failure, when it is not transient, or when this
                 item's retries or the shared budget are used up.
         """
         tries = 0
+        if failed is not None:
+            tries = 1
+            if not await self.pause(failed, tries):
+                mark_retried(failed)
+                raise failed
         while True:
             tries += 1
             try:
