@@ -309,6 +309,19 @@ class LeanS3:
             "LastModified": _http_date(answer.get("Last-Modified")),
         }, data
 
+    async def open_object(
+        self, *, Bucket: str, Key: str, Range: str, IfMatch: str | None = None
+    ) -> aiohttp.ClientResponse:
+        """``GetObject`` answered with its body still to read (the caller closes it)."""
+        headers = {"range": Range}
+        if IfMatch:
+            headers["if-match"] = IfMatch
+        _, _, _, response = await self._exchange(
+            "GetObject", "GET", Bucket, Key, query=None, headers=headers, body=b"", stream=True
+        )
+        assert response is not None
+        return response
+
     async def put_object(
         self,
         *,
@@ -372,6 +385,24 @@ class LeanS3:
             EndpointConnectionError, ConnectionClosedError, TimeoutError: The
                 request failed on its way (after retries; marked as retried).
         """
+        status, answer, data, _ = await self._exchange(
+            name, method, bucket, key, query=query, headers=headers, body=body, stream=False
+        )
+        return status, answer, data
+
+    async def _exchange(
+        self,
+        name: str,
+        method: str,
+        bucket: str,
+        key: str | None,
+        *,
+        query: list[tuple[str, str]] | None,
+        headers: dict[str, str] | None,
+        body: bytes,
+        stream: bool,
+    ) -> tuple[int, Mapping[str, str], bytes, aiohttp.ClientResponse | None]:
+        """:meth:`_call`; with ``stream``, a 2xx comes back open, its body unread."""
         path = "/" + _quote(bucket, "")
         if key is not None:
             path += "/" + _quote(key, "/~")
@@ -379,8 +410,8 @@ class LeanS3:
         while True:
             attempt += 1
             try:
-                status, answer, data = await self._send(
-                    method, path, query or [], dict(headers or {}), body
+                status, answer, data, response = await self._send(
+                    method, path, query or [], dict(headers or {}), body, stream
                 )
             except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
                 timed_out = isinstance(exc, (asyncio.TimeoutError, TimeoutError))
@@ -392,7 +423,7 @@ class LeanS3:
                 raise failure from exc
             if status < 300:
                 self._quota = min(_QUOTA, self._quota + 1)
-                return status, answer, data
+                return status, answer, data, response
             code, message = _error_of(data) if method != "HEAD" else ("", "")
             if (status in _RETRY_STATUSES or code in _RETRY_CODES) and await self._may_retry(
                 attempt, _RETRY_COST
@@ -435,7 +466,8 @@ class LeanS3:
         query: list[tuple[str, str]],
         headers: dict[str, str],
         body: bytes,
-    ) -> tuple[int, Mapping[str, str], bytes]:
+        stream: bool,
+    ) -> tuple[int, Mapping[str, str], bytes, aiohttp.ClientResponse | None]:
         credentials = await self._s3._request_signer._credentials.get_frozen_credentials()
         headers["host"] = self._host
         query_string = sign(
@@ -454,12 +486,15 @@ class LeanS3:
         headers["accept-encoding"] = "identity"
         url = self._origin + path + ("?" + query_string if query_string else "")
         session: aiohttp.ClientSession = await self._session_of(None)
-        async with session.request(
+        response = await session.request(
             method, URL(url, encoded=True), headers=headers, data=body or None
-        ) as response:
+        )
+        if stream and response.status < 300:
+            return response.status, response.headers, b"", response
+        async with response:  # released (the connection reused once the body was read)
             data = (
                 b""
                 if method == "HEAD"
                 else await read_body(response.content.read, self._read_timeout)
             )
-            return response.status, response.headers, data
+            return response.status, response.headers, data, None

@@ -64,12 +64,13 @@ from ._objectstore import (
     ObjectMeta,
     ObjectRead,
     ObjectStore,
+    ObjectStream,
     object_changed,
     read_body,
     redact_url,
     release_session,
 )
-from ._objectstore._client import CHECKSUM_KEY, WRITE_TOKEN, new_token
+from ._objectstore._client import CHECKSUM_KEY, WRITE_TOKEN, new_token, read_within
 from ._s3_errors import (
     FAILURES,
     NOT_FOUND,
@@ -82,7 +83,7 @@ from ._s3_lean import MAX_BODY, LeanS3
 from ._s3_upload import BoundedSession, S3Upload, abort_orphans, create_upload, token_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from .._paths import PathType
 
@@ -243,6 +244,41 @@ class S3Client(ObjectClient):
             data = data[start:end]
         raw_etag = r.get("ETag")
         return ObjectRead(data, size, raw_etag, _etag(raw_etag), _timestamp(r.get("LastModified")))
+
+    async def open_stream(
+        self, bucket: str, key: str, start: int, *, version: str | None
+    ) -> ObjectStream | None:
+        ranged = f"bytes={start}-"
+        read: Callable[[int], Awaitable[bytes]]
+        close: Callable[[], object]
+        try:
+            with self.map_errors("read", bucket, key), self.request("read"):
+                if self._lean is not None:
+                    response = await self._lean.open_object(
+                        Bucket=bucket, Key=key, Range=ranged, IfMatch=version
+                    )
+                    ranged_answer = response.status == 206
+                    read, close = response.content.read, response.close
+                else:
+                    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": ranged}
+                    if version:
+                        kwargs["IfMatch"] = version
+                    r = await self.s3.get_object(**kwargs)
+                    ranged_answer = bool(r.get("ContentRange"))
+                    read, close = r["Body"].read, r["Body"].close
+        except OSError as exc:
+            if version and isinstance(exc, FileExistsError):
+                raise object_changed("read", f"s3://{bucket}/{key}") from exc
+            raise
+        if not ranged_answer:  # the whole object came: read it by ranges instead
+            close()
+            return None
+
+        async def next_bytes() -> bytes:
+            with self.map_errors("read", bucket, key), self.request("read"):
+                return await read_within(read, self._read_timeout)
+
+        return ObjectStream(next_bytes, close)
 
     async def _get(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """``GetObject`` and its body (read with our own stall timeout)."""

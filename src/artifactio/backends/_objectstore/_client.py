@@ -43,12 +43,14 @@ __all__ = [
     "ObjectClient",
     "ObjectMeta",
     "ObjectRead",
+    "ObjectStream",
     "CHECKSUM_KEY",
     "WRITE_TOKEN",
     "SendBody",
     "Upload",
     "object_changed",
     "read_body",
+    "read_within",
     "new_token",
     "send_bounded",
 ]
@@ -291,6 +293,22 @@ class ObjectClient(abc.ABC):
                 no longer matches.
         """
 
+    async def open_stream(
+        self, bucket: str, key: str, start: int, *, version: str | None
+    ) -> ObjectStream | None:
+        """Start one GET of the object from byte ``start`` to its end, its body read as it comes.
+
+        For sequential reads of large objects: one request instead of a ranged GET
+        per block. ``None`` when the client cannot (the default) or the service
+        answered without honouring the range: the caller reads by ranges then.
+
+        Raises:
+            FileNotFoundError: No such object.
+            OSError: ``errno.ESTALE`` (see :func:`object_changed`) when ``version``
+                no longer matches.
+        """
+        return None
+
     @abc.abstractmethod
     async def put(self, bucket: str, key: str, data: bytes, *, exclusive: bool) -> None:
         """Create or replace an object in one request.
@@ -338,6 +356,28 @@ def object_changed(op: str, path: str) -> OSError:
     return os_error(
         OSError, op, path, "the file was replaced while it was being read", code=errno.ESTALE
     )
+
+
+@dataclass(frozen=True)
+class ObjectStream:
+    """The body of one GET, read as it arrives (:meth:`ObjectClient.open_stream`)."""
+
+    read: Callable[[], Awaitable[bytes]]
+    """The next bytes that came (see :func:`read_within`), ``b""`` at the end; raises
+    the builtin errors the service's failures mean."""
+    close: Callable[[], object]
+    """Drops the response (and its connection, unless the body was read to its end)."""
+
+
+async def read_within(read: Callable[[int], Awaitable[bytes]], idle: float) -> bytes:
+    """The next bytes of a response body (at most 1 MiB), ``b""`` at its end.
+
+    Raises:
+        TimeoutError: No byte came for ``idle`` seconds.
+    """
+    with anyio.move_on_after(idle):
+        return await read(_BODY_CHUNK)
+    raise TimeoutError(f"no data from the server for {idle:g} s")
 
 
 async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> bytes:

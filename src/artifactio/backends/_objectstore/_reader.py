@@ -1,10 +1,18 @@
-"""Reading: ranged GETs of the version first read, with read-ahead.
+"""Reading: GETs of the version first read, streamed when reading goes sequentially.
 
-Reads are ranged GETs pinned to the version first read (S3 ``If-Match``, GCS
+Every GET is pinned to the version first read (S3 ``If-Match``, GCS
 ``generation``): a file replaced while it is being read fails with
-``OSError(ESTALE)`` (:func:`object_changed`) instead of mixing
-versions. The next block is fetched while the caller consumes the current one,
-and one large read goes out as several ranged GETs in parallel.
+``OSError(ESTALE)`` (:func:`object_changed`) instead of mixing versions.
+
+Opening fetches the first block. Once reading runs sequentially past it, the
+rest comes as one GET streamed from there to the end of the object (where the
+client can, :meth:`ObjectClient.open_stream`), opened while the caller still
+consumes the block: one request however large the object, and memory bounded by
+the connection's buffers, not by a block. Elsewhere the next block is fetched
+while the caller consumes the current one. A read elsewhere (a seek) drops the
+stream; a large read off the stream goes out as several ranged GETs in parallel.
+A stream cut by the network resumes where it stopped, as long as each new GET
+brings bytes.
 """
 
 from __future__ import annotations
@@ -20,13 +28,16 @@ from ..._files import RawReader
 from ._client import object_changed
 
 if TYPE_CHECKING:
-    from ._client import ObjectRead
+    from ._client import ObjectRead, ObjectStream
     from ._store import ObjectStore
 
 __all__ = ["ObjectReader"]
 
 _MAX_PARALLEL_READS = 8
 """Ranged GETs in flight for one large ``read``."""
+
+_MAX_RESUMES = 10
+"""New GETs one stream may make after its connection was cut or stalled."""
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -45,11 +56,97 @@ def _discard(task: asyncio.Task[Any] | None) -> None:
         task.add_done_callback(_retrieve)
 
 
-class ObjectReader(RawReader):
-    """Ranged reads of one object version, with one block of read-ahead.
+def _close_opened(task: asyncio.Task[ObjectStream | None]) -> None:
+    """Close the stream an abandoned opening made (or mark its failure as seen)."""
+    if task.cancelled():
+        return
+    if task.exception() is None and (body := task.result()) is not None:
+        body.close()
 
-    Memory stays within two blocks: the block being consumed and the next one,
-    fetched in the background once reading goes sequentially.
+
+class _Stream:
+    """One GET of the object from :attr:`pos` on, opened in the background."""
+
+    def __init__(self, reader: ObjectReader, pos: int) -> None:
+        self.pos = pos
+        self._reader = reader
+        self._opening: asyncio.Task[ObjectStream | None] | None = (
+            asyncio.get_running_loop().create_task(reader._open_stream(pos))
+        )
+        self._body: ObjectStream | None = None
+        self._rest = b""  # came, not handed out yet: the bytes at pos
+        self.failed = False  # the service cannot stream: read by ranges
+        self._resumes = 0
+
+    async def take(self, n: int) -> bytes:
+        """Up to ``n`` bytes at :attr:`pos` (at least one: it never starts past the end)."""
+        chunks: list[bytes] = []
+        want = n
+        while want:
+            if not self._rest:
+                self._rest = await self._next()
+                if not self._rest:
+                    break
+            piece, self._rest = self._rest[:want], self._rest[want:]
+            chunks.append(piece)
+            want -= len(piece)
+            if not self._rest and chunks:
+                break  # hand out what came; do not wait for more
+        got = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.pos += len(got)
+        return got
+
+    async def _next(self) -> bytes:
+        resumed_at = -1
+        while True:
+            if self._body is None:
+                opening, self._opening = self._opening, None
+                if opening is None:
+                    opening = asyncio.get_running_loop().create_task(
+                        self._reader._open_stream(self.pos)
+                    )
+                self._body = await opening
+                if self._body is None:
+                    self.failed = True
+                    return b""
+            try:
+                chunk = await self._body.read()
+            except (ConnectionError, TimeoutError):
+                # Cut or stalled: a new GET from here on, unless the last one
+                # brought nothing (then the failure is the answer) or the
+                # stream resumed too often already.
+                self.close()
+                if resumed_at == self.pos or self._resumes >= _MAX_RESUMES:
+                    raise
+                resumed_at = self.pos
+                self._resumes += 1
+                continue
+            if not chunk and self.pos < self._reader.size:
+                raise os_error(
+                    OSError,
+                    "read",
+                    self._reader._path,
+                    f"short read: the object ended at byte {self.pos} of {self._reader.size}",
+                    code=errno.EIO,
+                )
+            return chunk
+
+    def close(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.add_done_callback(_close_opened)
+            opening.cancel()  # a no-op when it is done: the callback closes what it opened
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+
+class ObjectReader(RawReader):
+    """Reads of one object version: the first block, then one stream or ranged GETs.
+
+    Memory stays within two blocks: the block being consumed and the next one
+    (fetched in the background when the client does not stream), plus what a
+    streaming connection buffers.
     """
 
     def __init__(self, store: ObjectStore, obj: str, path: str, first: ObjectRead) -> None:
@@ -64,6 +161,17 @@ class ObjectReader(RawReader):
         self._ahead: asyncio.Task[bytes] | None = None
         self._ahead_start = -1
         self._last_end = 0
+        self._stream: _Stream | None = None
+        self._streams = True  # until the client or the service says otherwise
+
+    async def _open_stream(self, start: int) -> ObjectStream | None:
+        client = await self._store._client()
+        try:
+            return await client.open_stream(
+                self._store.bucket, self._obj, start, version=self._version
+            )
+        except FileNotFoundError as exc:  # deleted since it was opened
+            raise object_changed("read", self._path) from exc
 
     async def _get(self, start: int, end: int) -> bytes:
         client = await self._store._client()
@@ -124,6 +232,15 @@ class ObjectReader(RawReader):
                 pieces.append(piece)
                 pos += len(piece)
                 continue
+            stream = self._stream
+            if stream is not None and stream.pos == pos:
+                piece = await stream.take(end - pos)
+                if piece:
+                    pieces.append(piece)
+                    pos += len(piece)
+                    continue
+                self._streams = not stream.failed
+            self._drop_stream()
             ahead = self._ahead
             if ahead is not None and self._ahead_start == pos:
                 self._ahead = None
@@ -140,16 +257,29 @@ class ObjectReader(RawReader):
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _read_ahead(self, end: int) -> None:
-        """After a sequential read that stopped at ``end``, fetch the block that follows."""
+        """After a sequential read that stopped at ``end``, get what follows coming."""
         if end >= self.size or self._ahead is not None:
             return
         if self._block_start <= end < self._block_start + len(self._block):
             return  # still inside the current block
+        if self._stream is not None and self._stream.pos == end:
+            return
+        self._drop_stream()
+        self._block = b""  # consumed: not held while the rest streams
+        if self._streams:
+            self._stream = _Stream(self, end)
+            return
         stop = min(end + self.block_size, self.size)
         self._ahead_start = end
         self._ahead = asyncio.get_running_loop().create_task(self._get(end, stop))
 
+    def _drop_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
     async def aclose(self) -> None:
+        self._drop_stream()
         ahead, self._ahead = self._ahead, None
         self._block = b""
         if ahead is not None:

@@ -1,0 +1,158 @@
+"""Sequential reads of large objects stream: one GET from the first block's end on.
+
+Through a :class:`~_faults.FaultProxy` in front of the session's SeaweedFS, so the
+tests see every request and can cut or stall a stream. Both S3 request paths
+(the lean one and aiobotocore's) stream the same way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from _faults import Cut, FaultProxy, Request, StallResponse
+from artifactio.backends.s3 import S3Store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from artifactio.embedded import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+KiB = 1024
+BLOCK = 128 * KiB
+SIZE = 8 * BLOCK + 1234
+
+
+class BotocoreS3Store(S3Store):
+    """Every request through aiobotocore (no lean path)."""
+
+    lean_requests = False
+
+
+@pytest.fixture
+async def proxy(seaweedfs: SeaweedFS) -> AsyncIterator[FaultProxy]:
+    async with FaultProxy(seaweedfs.endpoint_url) as p:
+        yield p
+
+
+@pytest.fixture(params=[S3Store, BotocoreS3Store], ids=["lean", "botocore"])
+async def store(
+    request: pytest.FixtureRequest, seaweedfs: SeaweedFS, proxy: FaultProxy
+) -> AsyncIterator[S3Store]:
+    kind: type[S3Store] = request.param
+    options: dict[str, Any] = seaweedfs.store_options(endpoint_url=proxy.url, retries=1)
+    root = f"s3://artifactio-test/stream-{uuid.uuid4().hex[:12]}"
+    async with kind(root, read_timeout=2.0, **options) as s:
+        s.block_size = BLOCK  # small blocks, small objects (the option is the part size, >= 5 MiB)
+        yield s
+        proxy.clear()
+        await s.remove("big.bin")
+
+
+@pytest.fixture
+async def blob(store: S3Store) -> bytes:
+    data = os.urandom(SIZE)
+    await store.write_bytes("big.bin", data)
+    return data
+
+
+def _gets(proxy: FaultProxy) -> list[str]:
+    """The ``Range`` of every GET of the object, in order."""
+    return [r.headers.get("Range", "") for r in proxy.requests if _is_get(r)]
+
+
+def _is_get(request: Request) -> bool:
+    return request.method == "GET" and request.path.endswith("/big.bin")
+
+
+def _streams(request: Request) -> bool:
+    return _is_get(request) and request.headers.get("Range", "").endswith("-")
+
+
+async def _read_all(store: S3Store, piece: int) -> bytes:
+    chunks: list[bytes] = []
+    async with store.open("big.bin", "rb") as f:
+        while chunk := await f.read(piece):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_sequential_read_is_the_first_block_then_one_stream(
+    store: S3Store, blob: bytes, proxy: FaultProxy
+) -> None:
+    assert await _read_all(store, 100 * KiB) == blob
+    assert _gets(proxy) == [f"bytes=0-{BLOCK - 1}", f"bytes={BLOCK}-"]
+
+
+async def test_stream_cut_midway_resumes_where_it_stopped(
+    store: S3Store, blob: bytes, proxy: FaultProxy
+) -> None:
+    cut = 3 * BLOCK + 17
+    proxy.add(Cut(nbytes=cut), where=_streams)
+    assert await _read_all(store, 100 * KiB) == blob
+    assert _gets(proxy) == [f"bytes=0-{BLOCK - 1}", f"bytes={BLOCK}-", f"bytes={BLOCK + cut}-"]
+
+
+async def test_stream_that_brings_nothing_again_fails(
+    store: S3Store, blob: bytes, proxy: FaultProxy
+) -> None:
+    proxy.add(Cut(nbytes=0), where=_streams, times=None)
+    async with store.open("big.bin", "rb") as f:
+        assert await f.read(BLOCK) == blob[:BLOCK]
+        with pytest.raises(ConnectionError):
+            await f.read(BLOCK)
+    assert _gets(proxy)[1:] == [f"bytes={BLOCK}-"] * 2  # one resume, not a retry loop
+
+
+async def test_stalled_stream_resumes_then_fails_when_stalled_with_nothing(
+    store: S3Store, blob: bytes, proxy: FaultProxy
+) -> None:
+    first = proxy.add(StallResponse(after=10 * KiB), where=_streams)
+    then = proxy.add(StallResponse(after=0), where=_streams, nth=2, times=None)
+    async with store.open("big.bin", "rb") as f:
+        assert await f.read(BLOCK) == blob[:BLOCK]
+        with pytest.raises(ConnectionError) as caught:
+            await f.read(BLOCK)
+    assert caught.value.errno == errno.ETIMEDOUT
+    # the second stream resumed after the 10 KiB the first one brought
+    assert _gets(proxy)[1:] == [f"bytes={BLOCK}-", f"bytes={BLOCK + 10 * KiB}-"]
+    assert (first.hits, then.hits) == (1, 1)
+
+
+async def test_object_replaced_before_the_stream_opens_is_stale(
+    store: S3Store, blob: bytes
+) -> None:
+    async with store.open("big.bin", "rb") as f:
+        await store.write_bytes("big.bin", os.urandom(SIZE))
+        assert await f.read(BLOCK) == blob[:BLOCK]  # fetched by the open
+        with pytest.raises(OSError) as caught:  # the stream opens pinned to the first version
+            await f.read(BLOCK)
+    assert caught.value.errno == errno.ESTALE
+
+
+async def test_seeks_drop_the_stream_and_read_right(
+    store: S3Store, blob: bytes, proxy: FaultProxy
+) -> None:
+    async with store.open("big.bin", "rb") as f:
+        assert await f.read(3 * BLOCK) == blob[: 3 * BLOCK]
+        await f.seek(50_000)
+        assert await f.read(100) == blob[50_000:50_100]
+        await f.seek(5 * BLOCK + 3)
+        assert await f.read(BLOCK) == blob[5 * BLOCK + 3 : 6 * BLOCK + 3]
+        rest = b""
+        while chunk := await f.read(BLOCK):
+            rest += chunk
+        assert rest == blob[6 * BLOCK + 3 :]
+
+
+async def test_reader_closed_midstream_leaves_the_store_usable(store: S3Store, blob: bytes) -> None:
+    for _ in range(3):
+        async with store.open("big.bin", "rb") as f:
+            assert await f.read(BLOCK + 5) == blob[: BLOCK + 5]
+    assert await _read_all(store, BLOCK) == blob
