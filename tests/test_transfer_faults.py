@@ -28,7 +28,6 @@ import asyncio
 import os
 import random
 import re
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +35,11 @@ import pytest
 
 import artifactio
 from _faults import Action, Cut, Drop, FaultProxy, Request, Reset, StallResponse, StallUpload
+from _s3_fixtures import PART, pending_uploads
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.local import LocalStore
 from artifactio.backends.s3 import S3Store
-from test_transfer import BUCKET, S3_PART, contents, fill, make_tree, pending_uploads
+from test_transfer import contents, fill, make_tree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -66,7 +66,7 @@ class Backend:
     def store(self, proxy: FaultProxy | None = None, **options: Any) -> AsyncArtifactStore:
         if proxy is not None:
             options["endpoint_url"] = proxy.url
-        options.setdefault("part_size", S3_PART if self.kind == "s3" else GCS_CHUNK)
+        options.setdefault("part_size", PART if self.kind == "s3" else GCS_CHUNK)
         if self.kind == "s3":
             return S3Store(self.root, **self.options(**options))
         return GCSStore(self.root, **self.options(**options))
@@ -74,13 +74,13 @@ class Backend:
     @property
     def big(self) -> int:
         """A size that takes three parts (S3) or four chunks (GCS)."""
-        return 2 * S3_PART + 17 if self.kind == "s3" else 3 * GCS_CHUNK + 17
+        return 2 * PART + 17 if self.kind == "s3" else 3 * GCS_CHUNK + 17
 
     def pending(self, store: AsyncArtifactStore) -> list[str]:
-        """Keys with a pending multipart upload below ``store`` (S3; GCS lists no sessions)."""
+        """Keys below ``store``'s root with a pending multipart upload (S3; GCS lists none)."""
         if not isinstance(store, S3Store):
             return []
-        return pending_uploads(self.raw_s3, store)
+        return pending_uploads(self.raw_s3, store.root)
 
     def spared(self, request: Request, action: Action) -> bool:
         """Whether ``request`` must get no ``action``: a write's clean-up, an unresumable chunk."""
@@ -108,15 +108,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend("gcs", server.url, root, server.store_options)
         return
     s3: SeaweedFS = request.getfixturevalue("seaweedfs")
-    raw = s3._client()
-    name = f"tf-{uuid.uuid4().hex[:12]}"
-    yield Backend("s3", s3.url, f"s3://{BUCKET}/{name}", s3.store_options, raw)
-    for upload in raw.list_multipart_uploads(Bucket=BUCKET, Prefix=name + "/").get("Uploads", []):
-        raw.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=name + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            raw.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+    root = request.getfixturevalue("s3_root")  # emptied afterwards
+    yield Backend("s3", s3.url, root, s3.store_options, request.getfixturevalue("raw_s3"))
 
 
 @pytest.fixture
@@ -143,11 +136,6 @@ def _flaky(backend: Backend, rng: random.Random) -> Callable[[Request], Action |
         return None if backend.spared(request, action) else action
 
     return decide
-
-
-def held_key(store: AsyncArtifactStore) -> str:
-    """The big file's key in the bucket."""
-    return f"{store.root.removeprefix(f's3://{BUCKET}/')}/big/weights.bin"
 
 
 def _local_names(root: Path) -> set[str]:
@@ -254,7 +242,7 @@ async def test_cancelled_upload_leaves_no_partial_object_or_pending_upload(
         )
         await asyncio.wait_for(held.fired.wait(), 60)  # part 2 of the big file is on the wire
         if backend.kind == "s3":
-            assert backend.pending(direct) == [held_key(direct)]
+            assert backend.pending(direct) == ["big/weights.bin"]
         copying.cancel()
         with pytest.raises(asyncio.CancelledError):
             await copying

@@ -11,26 +11,23 @@ from __future__ import annotations
 import errno
 import itertools
 import random
-import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 import artifactio
+from _s3_fixtures import pending_uploads
 from artifactio import RawReader, RawWriter, StoreConnectionError
 from artifactio._concurrency import SharedLimit, for_each, for_each_borrowing
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
-from artifactio.backends.s3 import S3Store
 from artifactio.transfer._plan import MAX_PARTS, MIN_PART_SIZE, split_parts
-from test_transfer import BUCKET, pending_uploads
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from artifactio.embedded import SeaweedFS
+    from artifactio.backends.s3 import S3Store
 
 MiB = 1024 * 1024
 PART = MIN_PART_SIZE
@@ -285,45 +282,34 @@ async def test_large_files_between_local_disks_go_in_parts(tmp_path: Path) -> No
 # ----------------------------------------------------------------- S3
 
 
-@pytest.fixture
-async def s3(seaweedfs: SeaweedFS) -> AsyncIterator[S3Store]:
-    name = f"parts-{uuid.uuid4().hex[:12]}"
-    async with S3Store(
-        f"s3://{BUCKET}/{name}", part_size=PART, **seaweedfs.store_options(retries=1)
-    ) as store:
-        yield store
-        for name in await store.listdir("."):
-            await (store.rmtree if await store.isdir(name) else store.remove)(name)
-
-
 @pytest.mark.s3
 async def test_large_files_up_to_s3_and_back_in_parallel_parts(
-    s3: S3Store, seaweedfs: SeaweedFS, tmp_path: Path
+    s3_store: S3Store, raw_s3: Any, tmp_path: Path
 ) -> None:
     data = random.Random(8).randbytes(3 * PART + 1001)
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "model.bin").write_bytes(data)
     report = await artifactio.copy(
-        str(tmp_path / "up"), (s3, "models"), recursive=True, part_size=PART
+        str(tmp_path / "up"), (s3_store, "models"), recursive=True, part_size=PART
     )
     assert report.ok
-    st = await s3.stat("models/model.bin")
+    st = await s3_store.stat("models/model.bin")
     assert st.size == len(data)
     assert st.etag is not None
     assert st.etag.endswith("-4")  # four parts
-    assert pending_uploads(seaweedfs._client(), s3) == []
-    report = await artifactio.copy((s3, "models"), str(tmp_path / "down"), recursive=True)
+    assert pending_uploads(raw_s3, s3_store.root) == []
+    report = await artifactio.copy((s3_store, "models"), str(tmp_path / "down"), recursive=True)
     assert report.ok
     assert (tmp_path / "down" / "model.bin").read_bytes() == data
 
 
 @pytest.mark.s3
 async def test_a_large_upload_that_fails_leaves_no_object_and_no_pending_upload(
-    s3: S3Store, seaweedfs: SeaweedFS, memory_root: str
+    s3_store: S3Store, raw_s3: Any, memory_root: str
 ) -> None:
     async with UnreadableTail(memory_root) as src:
         await src.write_bytes("big.bin", random.Random(1).randbytes(4 * PART))
-        report = await artifactio.copy((src, "big.bin"), (s3, "big.bin"), concurrency=4)
+        report = await artifactio.copy((src, "big.bin"), (s3_store, "big.bin"), concurrency=4)
     assert report.failed == 1
-    assert not await s3.exists("big.bin")
-    assert pending_uploads(seaweedfs._client(), s3) == []
+    assert not await s3_store.exists("big.bin")
+    assert pending_uploads(raw_s3, s3_store.root) == []
