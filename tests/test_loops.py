@@ -29,7 +29,6 @@ import pytest
 import artifactio
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.s3 import S3Client, S3Store
-from test_s3 import raw_s3, s3_options, s3_root  # noqa: F401 - fixtures
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -347,8 +346,8 @@ def test_forked_child_makes_its_own_main_loop(new_store: Callable[..., ObjectSto
 
 @pytest.mark.s3
 def test_atexit_closes_the_main_threads_loop_and_client(
-    s3_root: str,  # noqa: F811 - fixture
-    s3_options: dict[str, Any],  # noqa: F811 - fixture
+    s3_root: str,
+    s3_options: dict[str, Any],
     tmp_path: Any,
 ) -> None:
     script = textwrap.dedent(

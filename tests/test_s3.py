@@ -29,9 +29,6 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 import artifactio
 from _closing import ClosingBackend, ClosingTests
 from _s3_fixtures import BUCKET, PART, keys_below, pending_uploads
-from _s3_fixtures import raw_s3 as raw_s3  # re-exported fixtures: test_loops imports them
-from _s3_fixtures import s3_options as s3_options
-from _s3_fixtures import s3_root as s3_root
 from artifactio.backends import _objectstore
 from artifactio.backends._s3_errors import map_error
 from artifactio.backends.s3 import S3Client, S3Store
