@@ -98,17 +98,18 @@ class BatchRunner:
         exclusive = runner.exclusive
         tally.start(src.full(batch[0].path))
         pairs: list[tuple[str, str]] = []
-        outcomes: list[int | Exception | None] = []
-        for action in batch:
+        refused: dict[int, Exception] = {}  # paths a store refuses: those files fail alone
+        for i, action in enumerate(batch):
             try:
-                pairs.append((src.store_key(action.path, "copyfile"),
-                              dst.store_key(action.path, "copyfile")))  # fmt: skip
-                outcomes.append(None)
-            except Exception as exc:  # a path the store refuses: that file fails alone
-                outcomes.append(exc)
-        if pairs:
-            copied = iter(await dst.store._copy_batch_from(src.store, pairs, exclusive=exclusive))
-            outcomes = [next(copied) if outcome is None else outcome for outcome in outcomes]
+                pairs.append(
+                    (src.store_key(action.path, "copyfile"), dst.store_key(action.path, "copyfile"))
+                )
+            except Exception as exc:
+                refused[i] = exc
+        copied = iter(
+            await dst.store._copy_batch_from(src.store, pairs, exclusive=exclusive) if pairs else []
+        )
+        outcomes = [refused[i] if i in refused else next(copied) for i in range(len(batch))]
         stop = False
         for action, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, int):
@@ -122,7 +123,7 @@ class BatchRunner:
                 tally.skipped_file()  # copy(overwrite=False): it appeared meanwhile
             elif stop:
                 ItemProgress(tally, action.size).done()
-                tally.failure(src.full(action.path), outcome)  # type: ignore[arg-type]
+                tally.failure(src.full(action.path), outcome)
             else:
                 try:
                     await runner.run(action, failed=outcome)
