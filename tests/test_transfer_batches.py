@@ -158,7 +158,7 @@ async def test_a_file_that_appears_meanwhile_is_not_replaced(tmp_path: Path) -> 
 
 
 async def test_cancelled_between_batches_leaves_whole_files_only(tmp_path: Path) -> None:
-    files = make_tree(count=150)
+    files = make_tree(count=5 * BATCH_FILES)
     await fill_dir(tmp_path / "a", files)
     async with LocalStore(str(tmp_path / "a")) as src, Recording(str(tmp_path / "b")) as dst:
         with anyio.CancelScope() as scope:
