@@ -3,7 +3,8 @@
 One attempt (:meth:`Transport.send`) adds the credentials' ``Authorization``
 header, sets the timeouts of a request moving that many bytes, sends its body
 with a stall bound (:func:`~._objectstore.send_bounded`: aiohttp has none for
-body writes) and reads the answer whole, with a stall bound of its own
+body writes; a small one-request upload goes without, as it cannot stall) and
+reads the answer whole, with a stall bound of its own
 (:func:`~._objectstore.read_body`; an answer that came whole with its headers,
 as small ones do, is taken at once).
 One call (:meth:`Transport.call`) repeats attempts that failed in a way worth
@@ -52,9 +53,10 @@ T = TypeVar("T")
 MIN_THROUGHPUT = 256 * 1024
 """Bytes per second a transfer may not fall below: sets the deadline of one request."""
 
-UNWATCHED_BODY = 64 * 1024
-"""The largest body :meth:`Transport.send` may send unwatched: asyncio's transports take
-that much without waiting for the socket (their default high-water mark)."""
+UNWATCHED_BODY = 16 * 1024
+"""The largest body :meth:`Transport.send` may send unwatched: well within what a
+connection takes without waiting (asyncio and aiohttp wait for the socket only
+beyond 64 KiB of unsent bytes)."""
 
 _TIMEOUTS_KEPT = 64
 """Request sizes whose timeouts a transport keeps made (most requests share a few sizes)."""
@@ -187,10 +189,12 @@ class Transport:
             decompress: Undo a ``Content-Encoding`` (not for object bytes).
             watch_body: Send the body through :func:`~._objectstore.send_bounded`
                 (its stall bound, and a cancellation that waits for the answer to
-                a delivered body). A caller may say ``False`` for a body of at most
-                :data:`UNWATCHED_BODY` bytes whose request means nothing once
-                cancelled (a one-request upload): the connection takes such a body
-                at once, so it cannot stall, and the answer is bounded by the
+                a delivered body). ``False`` sends a body of at most
+                :data:`UNWATCHED_BODY` bytes as it is, for a request that need not
+                be waited for once cancelled (a one-request upload, whose outcome
+                is unknown either way; not a session's chunk, which must not land
+                after its session's cancellation): the connection takes such a
+                body at once, so it cannot stall, and the answer is bounded by the
                 timeouts.
 
         Returns:
