@@ -12,14 +12,13 @@ import os
 import random
 import signal
 import threading
-import traceback
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import artifactio
 import artifactio.blocking
+from _forking import in_child
 from artifactio import ArtifactStore, TransferProgress, TransferReport
 from artifactio.backends.s3 import S3Store
 
@@ -199,21 +198,12 @@ def test_keyboard_interrupt_cancels_the_transfer_and_waits_for_its_clean_up(
 def test_in_a_child_after_fork(tree: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
     src, files = tree
     artifactio.blocking.copy(str(src), str(tmp_path / "parent"), recursive=True)  # loop started
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: fork with threads
-        pid = os.fork()
-    if pid == 0:  # the child: report through the exit status only
-        code = 3
-        try:
-            report = artifactio.blocking.copy(str(src), str(tmp_path / "child"), recursive=True)
-            code = 0 if report.transferred == len(files) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        report = artifactio.blocking.copy(str(src), str(tmp_path / "child"), recursive=True)
+        return report.transferred == len(files)
+
+    in_child(child)
     assert read_tree(tmp_path / "child") == files
     assert artifactio.blocking.sync(str(src), str(tmp_path / "parent")).transferred == 0
 

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import traceback
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import artifactio
+from _forking import in_child
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.s3 import S3Client, S3Store
 
@@ -318,27 +318,17 @@ def test_forked_child_makes_its_own_main_loop(new_store: Callable[..., ObjectSto
     facade.write_bytes("parent.txt", b"parent")  # the main thread's loop, a client, a connection
     own = facade._runner._own
     assert own is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
-        pid = os.fork()
-    if pid == 0:  # the child: report through the exit status only
-        code = 3
-        try:
-            ok = facade.read_bytes("parent.txt") == b"parent"
-            child_own = facade._runner._own
-            ok = ok and child_own is not None and child_own is not own
-            ok = ok and child_own is not None and child_own.pid == os.getpid()
-            facade.write_bytes("child.txt", b"child")
-            facade.close()
-            ok = ok and not own.loop.is_closed()  # the parent's loop was left alone
-            code = 0 if ok else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        ok = facade.read_bytes("parent.txt") == b"parent"
+        child_own = facade._runner._own
+        ok = ok and child_own is not None and child_own is not own
+        ok = ok and child_own is not None and child_own.pid == os.getpid()
+        facade.write_bytes("child.txt", b"child")
+        facade.close()
+        return ok and not own.loop.is_closed()  # the parent's loop was left alone
+
+    in_child(child)
     assert facade._runner._own is own
     assert facade.read_bytes("child.txt") == b"child"  # on the parent's loop, still working
     facade.close()

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,6 +27,7 @@ import anyio
 import pytest
 
 import artifactio
+from _forking import fork_running, in_child, wait_child
 from artifactio import ArtifactStore, StoreClosedError
 from artifactio._blocking import InlineSuspendedError, run_inline
 from artifactio._sync import _runner as _runner_module
@@ -449,34 +449,20 @@ def test_keyboard_interrupt_while_waiting_cancels_the_coroutine(memory_root: str
 # ------------------------------------------------------------------------ fork
 
 
-def _fork() -> int:
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns about fork() in a process with threads.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_child_after_fork_gets_a_fresh_runner(store: ArtifactStore) -> None:
     store.write_bytes("before", b"parent")  # starts the loop thread on the loop path
-    pid = _fork()
-    if pid == 0:  # the child: report through the exit status only
-        code = 3
-        try:
-            ok = store.read_bytes("before") == b"parent"
-            store.write_bytes("child", b"c")
-            with store.open("child", "rb") as f:
-                ok = ok and f.read() == b"c"
-            ok = ok and store.listdir(store.root) == ["before", "child"]
-            store.close()
-            code = 0 if ok else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        ok = store.read_bytes("before") == b"parent"
+        store.write_bytes("child", b"c")
+        with store.open("child", "rb") as f:
+            ok = ok and f.read() == b"c"
+        ok = ok and store.listdir(store.root) == ["before", "child"]
+        store.close()
+        return ok
+
+    in_child(child)
     assert store.read_bytes("before") == b"parent"  # the parent is unaffected
     assert not store.exists("child")  # the child's memory store was its own copy
 
@@ -498,24 +484,18 @@ def test_fork_while_another_thread_holds_the_memory_lock(store: ArtifactStore) -
     thread.start()
     holding.wait()
     try:
-        pid = _fork()
-        if pid == 0:
-            code = 3
-            try:
-                signal.alarm(5)  # a deadlocked child dies instead of hanging the test
-                ok = store.read_bytes("before") == b"parent"
-                store.write_bytes("child", b"c")
-                code = 0 if ok and store.exists("child") else 1
-            except BaseException:
-                traceback.print_exc()
-                code = 2
-            finally:
-                os._exit(code)
+
+        def child() -> bool:
+            signal.alarm(5)  # a deadlocked child dies instead of hanging the test
+            ok = store.read_bytes("before") == b"parent"
+            store.write_bytes("child", b"c")
+            return ok and store.exists("child")
+
+        pid = fork_running(child)
     finally:
         release.set()
         thread.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    wait_child(pid)
     store.write_bytes("after", b"p")  # the parent's lock is free again
     assert store.read_bytes("after") == b"p"
 

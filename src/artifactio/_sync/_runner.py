@@ -214,12 +214,12 @@ class Runner:
             StoreClosedError: The runner was closed.
             RuntimeError: Called from the runner's own loop thread (it would deadlock).
         """
-        if self._closed:
-            coro.close()
-            raise _closed_error()
-        if self.inline:
-            return run_inline(coro)
-        if asyncio._get_running_loop() is None and threading.get_ident() == _main_ident():
+        if (
+            not self._closed
+            and not self.inline
+            and asyncio._get_running_loop() is None
+            and threading.get_ident() == _main_ident()
+        ):
             own = self._own
             if own is None or own.pid != os.getpid():
                 own = self._make_own()
@@ -229,7 +229,7 @@ class Runner:
                 if self._closed:  # close() from another thread cancelled the call
                     raise _closed_error() from None
                 raise
-        return self._run_on_loop(coro)
+        return self.run(coro)
 
     def _make_own(self) -> OwnLoop:
         """The main thread's loop, made on first use."""
