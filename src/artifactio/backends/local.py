@@ -36,13 +36,12 @@ is whole and nothing is left at the destination.
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import shutil
 import stat as stat_module
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .._blocking import run_blocking
 from .._concurrency import shielded
@@ -51,6 +50,7 @@ from .._exceptions import ArtifactioError, PathOutsideStoreError, os_error
 from .._files import BytesReader
 from .._paths import PathType, StoreRoot, join_key, parent_key
 from .._store import AsyncArtifactStore, DirEntry, EntryInfo
+from ._local_entries import Lazy, Location, dir_entry, entry_info, inside, take
 from ._local_files import (
     BATCH_FILE,
     NEW_FILE_FLAGS,
@@ -77,88 +77,6 @@ __all__ = ["LocalStore"]
 _TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
 
 _ROOT_INFO = EntryInfo("dir")
-
-
-# ----------------------------------------------------------------- pure helpers
-
-
-def _inside(real: str, root_real: str) -> bool:
-    """Whether real path ``real`` is ``root_real`` or below it, by components."""
-    return root_real == "/" or real == root_real or real.startswith(root_real + "/")
-
-
-def _entry_info(st: os.stat_result) -> EntryInfo:
-    if stat_module.S_ISDIR(st.st_mode):
-        return EntryInfo("dir", 0, st.st_mtime)
-    return EntryInfo("file", st.st_size, st.st_mtime)
-
-
-def _dir_entry(entry: os.DirEntry[str], root_real: Callable[[], str]) -> DirEntry | None:
-    """Describe one listed entry; ``None`` when it vanished since the listing.
-
-    A link leading out of the root (``root_real`` gives the root's real path) is
-    listed, as the name lies inside, but what it points to is not described.
-    """
-    link = entry.is_symlink()
-    if link and not _inside(os.path.realpath(entry.path), root_real()):
-        try:
-            return DirEntry(entry.name, entry.is_dir(), is_link=True)
-        except OSError:
-            return DirEntry(entry.name, False, is_link=True)
-    try:
-        st = entry.stat()
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError) and not link:
-            return None
-        # a dangling or looping link: listed, as os does
-        return DirEntry(entry.name, False, is_link=link)
-    if stat_module.S_ISDIR(st.st_mode):
-        return DirEntry(entry.name, True, 0, st.st_mtime, is_link=link)
-    return DirEntry(entry.name, False, st.st_size, st.st_mtime, is_link=link)
-
-
-def _take(tree: Iterator[tuple[str, DirEntry]], n: int) -> list[tuple[str, DirEntry]]:
-    return list(itertools.islice(tree, n))
-
-
-class _Lazy:
-    """``func(arg)``, computed on the first call and remembered."""
-
-    __slots__ = ("_arg", "_func", "_value")
-
-    def __init__(self, func: Callable[[str], str], arg: str) -> None:
-        self._func = func
-        self._arg = arg
-        self._value: str | None = None
-
-    def __call__(self) -> str:
-        if self._value is None:
-            self._value = self._func(self._arg)
-        return self._value
-
-
-# ------------------------------------------------------------------------ store
-
-
-class _Location(NamedTuple):
-    """Where a key lives on disk, after the bounds check.
-
-    Attributes:
-        path: The path as spelled below the root.
-        real: Where to write: the resolved path when a symlink is on the way.
-        st: The entry's stat when the check already has it (no link on the way).
-        missing: Known not to exist.
-        parent_ok: The parent is known to be an existing directory.
-        below_file: Known not to exist because an ancestor is not a directory
-            (``os`` says ``ENOTDIR`` there).
-    """
-
-    path: str
-    real: str
-    st: os.stat_result | None = None
-    missing: bool = False
-    parent_ok: bool = False
-    below_file: bool = False
 
 
 class LocalStore(AsyncArtifactStore):
@@ -194,9 +112,9 @@ class LocalStore(AsyncArtifactStore):
 
     def _root_real(self) -> Callable[[], str]:
         """The root's real path, resolved on first use (listings without links never ask)."""
-        return _Lazy(os.path.realpath, self._base)
+        return Lazy(os.path.realpath, self._base)
 
-    def _locate(self, key: str, op: str) -> _Location:
+    def _locate(self, key: str, op: str) -> Location:
         """Check that ``key``'s symlinks stay inside the root; say what was learnt.
 
         Raises:
@@ -204,7 +122,7 @@ class LocalStore(AsyncArtifactStore):
         """
         path = self._os(key)
         if not key:
-            return _Location(path, path)
+            return Location(path, path)
         parts = key.split("/")
         current = self._base.rstrip("/")
         st: os.stat_result | None = None
@@ -219,15 +137,15 @@ class LocalStore(AsyncArtifactStore):
                 last = depth == len(parts)
                 below_file = isinstance(exc, NotADirectoryError)
                 parent_ok = last and depth > 1 and not below_file
-                return _Location(path, path, None, True, parent_ok, below_file)
+                return Location(path, path, None, True, parent_ok, below_file)
             except OSError as exc:
                 raise self._translate(exc, op, key) from exc
             if stat_module.S_ISLNK(st.st_mode):
                 real = os.path.realpath(path)
-                if not _inside(real, self._root_real()()):
+                if not inside(real, self._root_real()()):
                     raise self._outside(key, op)
-                return _Location(path, real)
-        return _Location(path, path, st, False, True)
+                return Location(path, real)
+        return Location(path, path, st, False, True)
 
     def _translate(self, exc: OSError, op: str, key: str) -> OSError:
         """Restate an ``OSError`` with the operation and the path in the store's spelling."""
@@ -301,7 +219,7 @@ class LocalStore(AsyncArtifactStore):
                 return (None if key else _ROOT_INFO), type(exc)
             except OSError as exc:
                 raise self._translate(exc, op, key) from exc
-        return _entry_info(st), FileNotFoundError
+        return entry_info(st), FileNotFoundError
 
     def _info_sync(self, key: str) -> EntryInfo | None:
         return self._lookup_sync(key, "stat")[0]
@@ -332,7 +250,7 @@ class LocalStore(AsyncArtifactStore):
                 for entry in it:
                     if is_temp(entry.name):
                         continue
-                    described = _dir_entry(entry, root_real)
+                    described = dir_entry(entry, root_real)
                     if described is not None:
                         page.append(described)
         return page
@@ -359,7 +277,7 @@ class LocalStore(AsyncArtifactStore):
                 for entry in it:
                     if is_temp(entry.name):
                         continue
-                    described = _dir_entry(entry, root_real)
+                    described = dir_entry(entry, root_real)
                     if described is None:
                         continue
                     child = join_key(dkey, entry.name)
@@ -448,7 +366,7 @@ class LocalStore(AsyncArtifactStore):
                     raise
                 move_across(source.path, target.path)
 
-    def _checked(self, key: str, op: str, dirs: set[str]) -> _Location:
+    def _checked(self, key: str, op: str, dirs: set[str]) -> Location:
         """:meth:`_locate`, but one ``lstat`` for a key in a directory of ``dirs``.
 
         ``dirs``: os paths of directories found inside the root with no link on the way.
@@ -459,11 +377,11 @@ class LocalStore(AsyncArtifactStore):
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
-                return _Location(path, path, None, True, True)
+                return Location(path, path, None, True, True)
             except OSError:
                 st = None
             if st is not None and not stat_module.S_ISLNK(st.st_mode):
-                return _Location(path, path, st, False, True)
+                return Location(path, path, st, False, True)
         loc = self._locate(key, op)
         if loc.parent_ok:
             dirs.add(directory)
@@ -521,7 +439,7 @@ class LocalStore(AsyncArtifactStore):
         done = False
         try:
             while not done:
-                batch = await run_blocking(_take, tree, _TREE_BATCH)
+                batch = await run_blocking(take, tree, _TREE_BATCH)
                 done = len(batch) < _TREE_BATCH
                 for item in batch:
                     yield item
