@@ -4,9 +4,10 @@
 A backend implements the abstract primitives (look up one entry, list one
 directory, open a reader or a writer, delete a file, create or delete a
 directory) and may override the optional ones (``_copy_file``, ``_move``,
-``_rmtree``, ``_iter_tree``, ``_copy_from``, ``_copy_batch_from``) where its
-service does them better. The defaults here build those from the required
-primitives (or decline: ``_copy_from`` and ``_copy_batch_from``), so a new
+``_rmtree``, ``_iter_tree``, ``_copy_from``, ``_copy_batch_from``,
+``_write_whole``, ``_read_batch``) where its service does them better. The
+defaults here build those from the required primitives (or decline:
+``_copy_from``, ``_copy_batch_from`` and ``_read_batch``), so a new
 backend is complete as soon as the seven required methods work.
 
 The public API (argument checks in ZenML's order, ``glob``, ``walk``...) is in
@@ -243,6 +244,49 @@ class StorePrimitives(abc.ABC):
             ``FileExistsError`` when ``exclusive`` and ``dst`` exists...).
         """
         raise NotImplementedError(f"{type(self).__name__} copies no batches")
+
+    async def _write_whole(self, key: str, data: bytes, *, exclusive: bool) -> bool:
+        """Write ``data`` as file ``key``, all or nothing, as a writer of :meth:`_open_writer` does.
+
+        Bulk transfers write each file they hold whole (up to ``part_size``) with
+        it. The default opens a writer, writes, commits (and aborts on any
+        failure); a backend may do all of it in one step (local: one
+        worker-thread call). Errors are the writer's, raised from this call.
+
+        Returns:
+            Whether what was stored was checked against ``data`` (the writer's
+            :attr:`~artifactio.RawWriter.verified`).
+        """
+        writer = await self._open_writer(key, exclusive=exclusive)
+        try:
+            if data:
+                await writer.write(data)
+            await writer.commit()
+        except BaseException:
+            with shielded():
+                await writer.abort()
+            raise
+        return writer.verified
+
+    def _read_batch_limit(self) -> int:
+        """The largest file :meth:`_read_batch` reads; 0: none (default).
+
+        Bulk transfers from a store that answers more than 0 read the small files
+        they send elsewhere many at a time (see ``transfer._batches``).
+        """
+        return 0
+
+    async def _read_batch(self, keys: Sequence[str]) -> list[bytes | Exception | None]:
+        """Read files ``keys`` whole, in one go (only where :meth:`_read_batch_limit` allows).
+
+        A file that fails does not stop the others.
+
+        Returns:
+            For each key, in order: its bytes; ``None`` when it has grown past
+            :meth:`_read_batch_limit` (open a reader instead); or the exception
+            :meth:`_open_reader` would have raised for it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} reads no batches")
 
     async def _copy_file(self, src: str, dst: str) -> None:
         """Copy file ``src`` onto ``dst`` (checks were done). Default: stream it."""

@@ -48,6 +48,7 @@ __all__ = [
     "publish",
     "temp_name",
     "unlink_quietly",
+    "write_whole",
 ]
 
 _TEMP_RE = re.compile(r"\A\..+\.[0-9a-f]{12}\.tmp\Z", re.DOTALL)
@@ -196,6 +197,23 @@ def commit(file: BinaryIO, tmp: str, target: str, exclusive: bool) -> None:
         unlink_quietly(tmp)
         raise
     publish(tmp, target, exclusive)
+
+
+def write_whole(file: BinaryIO, tmp: str, target: str, data: bytes, exclusive: bool) -> bool:
+    """Write ``data`` to a writer's fresh file, close and publish it; on failure ``tmp`` is removed.
+
+    Returns:
+        Whether the file system held ``len(data)`` bytes before publishing.
+    """
+    try:
+        file.write(data)
+        file.flush()
+        size = os.fstat(file.fileno()).st_size
+    except BaseException:
+        _discard(file, tmp)
+        raise
+    commit(file, tmp, target, exclusive)
+    return size == len(data)
 
 
 def move_across(src: str, dst: str) -> None:

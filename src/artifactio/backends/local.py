@@ -5,8 +5,10 @@ Every blocking call (``os.lstat``, ``os.scandir``, ``open``, reads, writes,
 each primitive groups its system calls into one synchronous helper, so a
 primitive costs one thread hop in async code and no hop at all when the sync
 facade drives the store inline; a bulk transfer from another local store
-copies small files a batch per hop (``_copy_batch_from``). The file handles,
-and the hidden temporary files that make writes atomic, are in
+copies small files a batch per hop (``_copy_batch_from``); one to or from
+another store reads small files a batch per hop (``_read_batch``) and writes
+each file it holds whole in one hop (``_write_whole``). The file handles, and
+the hidden temporary files that make writes atomic, are in
 :mod:`._local_files`; listings never show those temporary files.
 
 Bounds: a path whose symlinks resolve outside the root's real path is outside
@@ -64,6 +66,7 @@ from ._local_files import (
     move_across,
     temp_name,
     unlink_quietly,
+    write_whole,
 )
 
 if TYPE_CHECKING:
@@ -285,21 +288,43 @@ class LocalStore(AsyncArtifactStore):
                     if described.is_dir and not entry.is_symlink():
                         pending.append((entry.path, child))
 
-    def _open_reader_sync(self, key: str) -> RawReader:
+    def _open_sync(self, key: str, whole: int) -> BinaryIO | bytes:
+        """Open file ``key`` for reading; one up to ``whole`` bytes is read at once and closed."""
         loc = self._locate(key, "open")
         if not key:
             raise self._err(IsADirectoryError, "open", key)
         with self._translated("open", key):
             file = open(loc.path, "rb")  # noqa: SIM115 - closed by the reader
             try:
-                size = os.fstat(file.fileno()).st_size
-                if size <= SMALL_FILE:  # read at once: no more trips to a worker thread
+                if os.fstat(file.fileno()).st_size <= whole:
                     with file:
-                        return BytesReader(file.read())
+                        return file.read()
             except BaseException:
                 file.close()
                 raise
-        return LocalReader(file, size)
+        return file
+
+    def _open_reader_sync(self, key: str) -> RawReader:
+        # A small file is read at once: no more trips to a worker thread.
+        opened = self._open_sync(key, SMALL_FILE)
+        if isinstance(opened, bytes):
+            return BytesReader(opened)
+        return LocalReader(opened, os.fstat(opened.fileno()).st_size)
+
+    def _read_batch_sync(self, keys: Sequence[str]) -> list[bytes | Exception | None]:
+        out: list[bytes | Exception | None] = []
+        for key in keys:
+            try:
+                opened = self._open_sync(key, SMALL_FILE)
+            except Exception as exc:
+                out.append(exc)
+                continue
+            if isinstance(opened, bytes):
+                out.append(opened)
+            else:
+                opened.close()  # grown past the limit: read it through a reader
+                out.append(None)
+        return out
 
     def _open_writer_sync(self, key: str) -> tuple[BinaryIO, str, str]:
         loc = self._locate(key, "open")
@@ -322,6 +347,11 @@ class LocalStore(AsyncArtifactStore):
     ) -> None:
         with self._translated("close", key):
             commit(file, tmp, target, exclusive)
+
+    def _write_whole_sync(self, key: str, data: bytes, exclusive: bool) -> bool:
+        file, tmp, target = self._open_writer_sync(key)
+        with self._translated("close", key):
+            return write_whole(file, tmp, target, data, exclusive)
 
     def _remove_file_sync(self, key: str) -> None:
         loc = self._locate(key, "remove")
@@ -424,6 +454,15 @@ class LocalStore(AsyncArtifactStore):
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         file, tmp, target = await run_blocking(self._open_writer_sync, key)
         return LocalWriter(file, tmp, partial(self._commit_sync, file, tmp, target, exclusive, key))
+
+    async def _write_whole(self, key: str, data: bytes, *, exclusive: bool) -> bool:
+        return await run_blocking(self._write_whole_sync, key, data, exclusive)
+
+    def _read_batch_limit(self) -> int:
+        return SMALL_FILE
+
+    async def _read_batch(self, keys: Sequence[str]) -> list[bytes | Exception | None]:
+        return await run_blocking(self._read_batch_sync, keys)
 
     async def _remove_file(self, key: str) -> None:
         await run_blocking(self._remove_file_sync, key)

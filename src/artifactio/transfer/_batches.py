@@ -1,4 +1,4 @@
-"""Small files in batches: many copies between two local disks in one call.
+"""Small files in batches: many local copies, or many reads of a local disk, in one call.
 
 Between two stores that copy files without streaming them and take many at a
 time (two local disks: ``StorePrimitives._copy_batch_from``), a small file
@@ -17,12 +17,21 @@ meanwhile) or as failed, with its own progress. A file that failed transiently
 is retried alone, with the retries it has left; one failure never loses the
 other files of its batch. With ``fail_fast``, a failure stops the transfer
 once every file of its batch is counted.
+
+From a store that reads many small files in one call (a local disk:
+``StorePrimitives._read_batch``) to any other store, :func:`read_ahead` reads
+the walk's small ``transfer`` files a batch at a time (at most
+:data:`BATCH_FILES` files and :data:`READ_BYTES` bytes) just before the engine
+starts them, and hands each on alone, with its bytes (:class:`Prefetched`):
+each file is then written, counted, retried (reading it again) and failed on
+its own, as if it had been read alone. The bytes held ahead of the files in
+flight stay within one batch.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._items import StopTransfer
 from ._progress import ItemProgress
@@ -30,10 +39,19 @@ from ._progress import ItemProgress
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
+    from ._endpoints import Endpoint
     from ._items import ItemRunner
     from ._plan import Action
 
-__all__ = ["BATCH_BYTES", "BATCH_FILES", "BatchRunner", "batched"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_FILES",
+    "READ_BYTES",
+    "BatchRunner",
+    "Prefetched",
+    "batched",
+    "read_ahead",
+]
 
 BATCH_FILES = 32
 """The most files in one batch."""
@@ -65,6 +83,69 @@ async def batched(
             yield batch
 
 
+READ_BYTES = 1024 * 1024
+"""A batch read ahead is closed once its files add up to this many bytes."""
+
+
+class Prefetched(NamedTuple):
+    """A ``transfer`` action whose source file was read ahead.
+
+    Attributes:
+        action: The action.
+        data: The file's bytes; ``None`` when it has to be read as usual (it grew).
+        error: What reading it raised (its first attempt failed with it).
+    """
+
+    action: Action
+    data: bytes | None = None
+    error: Exception | None = None
+
+
+async def read_ahead(
+    actions: AsyncGenerator[Action, None], src: Endpoint, limit: int
+) -> AsyncIterator[Action | Prefetched]:
+    """``actions``, with the source files of transfers up to ``limit`` bytes read a batch at a time.
+
+    Every other action passes through as it comes; a batch is read when it is
+    full or when the actions run out.
+    """
+    async with contextlib.aclosing(actions):
+        batch: list[Action] = []
+        size = 0
+        async for action in actions:
+            if action.kind != "transfer" or action.size > limit:
+                yield action
+                continue
+            batch.append(action)
+            size += action.size
+            if len(batch) >= BATCH_FILES or size >= READ_BYTES:
+                for ready in await _read(src, batch):
+                    yield ready
+                batch, size = [], 0
+        for ready in await _read(src, batch) if batch else []:
+            yield ready
+
+
+async def _read(src: Endpoint, batch: list[Action]) -> list[Prefetched]:
+    """The files of ``batch``, read in one call (a path the store refuses fails alone)."""
+    keys: list[str] = []
+    refused: dict[int, Exception] = {}
+    for i, action in enumerate(batch):
+        try:
+            keys.append(src.store_key(action.path, "open"))
+        except Exception as exc:
+            refused[i] = exc
+    read = iter(await src.store._read_batch(keys) if keys else [])
+    out: list[Prefetched] = []
+    for i, action in enumerate(batch):
+        outcome = refused[i] if i in refused else next(read)
+        if isinstance(outcome, Exception):
+            out.append(Prefetched(action, error=outcome))
+        else:
+            out.append(Prefetched(action, outcome))
+    return out
+
+
 class BatchRunner:
     """Carries out actions and batches of actions (see :func:`batched`).
 
@@ -75,14 +156,16 @@ class BatchRunner:
     def __init__(self, runner: ItemRunner) -> None:
         self.runner = runner
 
-    async def __call__(self, work: Action | list[Action]) -> None:
-        """Carry out one action, or one batch.
+    async def __call__(self, work: Action | list[Action] | Prefetched) -> None:
+        """Carry out one action, one batch, or one action read ahead.
 
         Raises:
             StopTransfer: A file failed and the plan is ``fail_fast``.
         """
         if isinstance(work, list):
             await self.run(work)
+        elif isinstance(work, Prefetched):
+            await self.runner.run(work.action, failed=work.error, data=work.data)
         else:
             await self.runner.run(work)
 

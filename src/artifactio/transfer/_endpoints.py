@@ -130,6 +130,14 @@ class Endpoint:
         """
         return await self.store._open_writer(self.store_key(rel, "open"), exclusive=exclusive)
 
+    async def write_whole(self, rel: str, data: bytes, *, exclusive: bool) -> bool:
+        """Write ``data`` as file ``rel`` below this end, all or nothing; whether it was verified.
+
+        As :meth:`open_writer` (which it stands for, with its write and commit),
+        it does not look at the path first (see ``StorePrimitives._write_whole``).
+        """
+        return await self.store._write_whole(self.store_key(rel, "open"), data, exclusive=exclusive)
+
 
 def parse_location(location: PathType) -> tuple[str, str, bool]:
     """Split a URI or local path into the root to open, the full path, and "ends in /".

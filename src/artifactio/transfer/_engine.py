@@ -3,7 +3,8 @@
 :func:`execute` opens both ends, looks at them (:func:`._walk.resolve`), then
 runs every action of the walk through one :func:`~artifactio._concurrency.for_each`
 with the plan's ``concurrency`` (small files between two local disks in
-batches, one slot each: :mod:`._batches`): an item starts only when a slot is free, so
+batches, one slot each; small files of a local disk read a batch at a time
+for another store: :mod:`._batches`): an item starts only when a slot is free, so
 items start while the source listing still streams in, and memory stays flat in
 the number of files. Skips and conflicts are counted as the walk yields them;
 deletions (``sync(delete=True)``) are kept aside and carried out — with the
@@ -24,9 +25,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from .._concurrency import SharedLimit, for_each
-from ._batches import BatchRunner, batched
+from ._batches import BatchRunner, batched, read_ahead
 from ._endpoints import open_endpoints
-from ._items import ItemRunner, StopTransfer
+from ._items import WHOLE_FILE, ItemRunner, StopTransfer
 from ._progress import Tally
 from ._retry import Retrying, RetryPolicy
 from ._walk import Walker, resolve
@@ -98,12 +99,20 @@ async def execute(
             if not walker.stopped:
                 tally.finish_listing()
 
-        # Small files between two local disks go in batches (see _batches).
-        batch_limit = 0 if plan.dry_run else start.dst.store._copy_batch_limit(start.src.store)
+        # Small files between two local disks go in batches, and small files of a
+        # local disk are read in batches for another store (see _batches).
+        batch_limit = read_limit = 0
+        if not plan.dry_run:
+            batch_limit = start.dst.store._copy_batch_limit(start.src.store)
+            if not batch_limit and not runner.server_side:
+                read_limit = min(start.src.store._read_batch_limit(), WHOLE_FILE, plan.part_size)
         stopped = False
         try:
             if batch_limit:
                 await for_each(batched(items(), batch_limit), BatchRunner(runner), limit=shared)
+            elif read_limit:
+                feed = read_ahead(items(), start.src, read_limit)
+                await for_each(feed, BatchRunner(runner), limit=shared)
             else:
                 await for_each(items(), runner.run, limit=shared)
         except StopTransfer:

@@ -7,7 +7,12 @@ Moving a file:
 - Between two local stores, by the kernel (``StorePrimitives._copy_from``:
   ``sendfile`` into a temporary file, renamed into place); small files go
   many at a time (``_copy_batch_from``, see :mod:`._batches`).
-- Otherwise *streamed*, through the same writer ``store.open(..., "wb")``
+- Otherwise a small file (up to :data:`WHOLE_FILE` and ``part_size``) is read
+  whole (one read; from a local disk, many files are read in one call ahead of
+  time, see :mod:`._batches`) and written in one step
+  (``StorePrimitives._write_whole``: one ``PutObject``, one worker-thread call
+  onto a local disk), without ``open``'s look at the path.
+- A larger one is *streamed*, through the same writer ``store.open(..., "wb")``
   gives, opened without ``open``'s look at the path (the walk's listing of the
   destination already showed it is not a directory; see
   :meth:`._endpoints.Endpoint.open_writer`). A file up to ``part_size`` (or
@@ -78,6 +83,12 @@ def _changed(offset: int, got: int, wanted: int) -> OSError:
     )
 
 
+WHOLE_FILE = 256 * 1024
+"""A file up to this size (and ``part_size``) is read whole, then written in one step
+(``StorePrimitives._write_whole``: one worker-thread call for a local destination);
+larger ones stream through a writer."""
+
+
 class StopTransfer(Exception):
     """Raised by an item of a ``fail_fast`` transfer after its failure was recorded."""
 
@@ -116,13 +127,17 @@ class ItemRunner:
 
     # ------------------------------------------------------------ entry points
 
-    async def run(self, action: Action, *, failed: Exception | None = None) -> None:
+    async def run(
+        self, action: Action, *, failed: Exception | None = None, data: bytes | None = None
+    ) -> None:
         """Carry out a ``transfer`` or ``check`` action; record how it ended.
 
         Args:
             action: The action.
             failed: A ``transfer`` whose first attempt (in a batch) failed with
                 this: it gets the retries it has left, if the failure is transient.
+            data: A ``transfer`` whose source file was read already (in a batch):
+                its bytes, for the first attempt (a retry reads the file again).
 
         Raises:
             StopTransfer: It failed and the plan is ``fail_fast``.
@@ -145,7 +160,10 @@ class ItemRunner:
                 item.done()
                 self.tally.transferred_file(action.size)
                 return
-            moved = await self.retrying.call(lambda: self._transfer(action, item), failed=failed)
+            read = [] if data is None else [data]
+            moved = await self.retrying.call(
+                lambda: self._transfer(action, item, read.pop() if read else None), failed=failed
+            )
         except Exception as exc:
             item.done()
             self.tally.failure(source, exc)
@@ -185,8 +203,13 @@ class ItemRunner:
 
     # ------------------------------------------------------------ moving
 
-    async def _transfer(self, action: Action, item: ItemProgress) -> int | None:
-        """One attempt: move the file; its size, or ``None`` when it appeared meanwhile."""
+    async def _transfer(
+        self, action: Action, item: ItemProgress, data: bytes | None = None
+    ) -> int | None:
+        """One attempt: move the file; its size, or ``None`` when it appeared meanwhile.
+
+        ``data``: the source file's bytes, read already.
+        """
         item.restart()
         source, target = self.src.full(action.path), self.dst.full(action.path)
         try:
@@ -199,6 +222,8 @@ class ItemRunner:
             if copied is not None:  # two local disks: the kernel copied it
                 item.advance(copied)
                 return copied
+            if data is not None:
+                return await self._write_whole(action.path, data, item)
             return await self._stream(action.path, item)
         except FileExistsError:
             if self.exclusive:
@@ -208,26 +233,52 @@ class ItemRunner:
     async def _stream(self, rel: str, item: ItemProgress) -> int:
         reader = await self.src.open_reader(rel)
         try:
-            # The walk listed the destination: rel is no directory there (else it was
-            # a conflict), so the writer opens without looking at it again.
-            writer = await self.dst.open_writer(rel, exclusive=self.exclusive)
-            try:
-                digests: list[Digest] = []
-                if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):
-                    moved = await self._send_parts(reader, writer, item)
-                else:
-                    moved, digests = await self._send_in_order(reader, writer, item)
-                await writer.commit()
-            except BaseException:
-                with shielded():
-                    await writer.abort()
-                raise
+            size = reader.size
+            if size > min(WHOLE_FILE, self.plan.part_size):
+                return await self._send(rel, reader, item)
+            data = await reader.read_range(0, size) if size else b""
         finally:
             with shielded():
                 await reader.aclose()
+        if len(data) != size:
+            raise _changed(0, len(data), size)
+        return await self._write_whole(rel, data, item)
+
+    async def _send(self, rel: str, reader: RawReader, item: ItemProgress) -> int:
+        """Send a file larger than :data:`WHOLE_FILE` through a writer; its size."""
+        # The walk listed the destination: rel is no directory there (else it was
+        # a conflict), so the writer opens without looking at it again.
+        writer = await self.dst.open_writer(rel, exclusive=self.exclusive)
+        try:
+            digests: list[Digest] = []
+            if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):
+                moved = await self._send_parts(reader, writer, item)
+            else:
+                moved, digests = await self._send_in_order(reader, writer, item)
+            await writer.commit()
+        except BaseException:
+            with shielded():
+                await writer.abort()
+            raise
         if not writer.verified:  # else the service checked the bytes it stored
             await self._verify(self.dst.full(rel), moved, digests)
         return moved
+
+    async def _write_whole(self, rel: str, data: bytes, item: ItemProgress) -> int:
+        """Write a file held whole (one step: ``StorePrimitives._write_whole``); its size.
+
+        The checksums the check needs are computed only when the destination
+        did not verify the write itself.
+        """
+        size = len(data)
+        verified = await self.dst.write_whole(rel, data, exclusive=self.exclusive)
+        item.advance(size)
+        if not verified:
+            digests = [Digest(name) for name in self._algorithms]
+            for digest in digests:
+                digest.update(data)
+            await self._verify(self.dst.full(rel), size, digests)
+        return size
 
     async def _send_in_order(
         self, reader: RawReader, writer: RawWriter, item: ItemProgress
