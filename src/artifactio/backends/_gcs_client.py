@@ -57,6 +57,7 @@ from ._objectstore import (
     ObjectClient,
     ObjectMeta,
     ObjectRead,
+    ObjectStream,
     Upload,
     object_changed,
     release_session,
@@ -214,6 +215,22 @@ class GCSClient(ObjectClient):
         got = self._ranged(resp, start, end)
         self._check_download(bucket, key, resp.headers, got, start)
         return got
+
+    async def open_stream(
+        self, bucket: str, key: str, start: int, *, version: str | None
+    ) -> ObjectStream | None:
+        path = self.path(bucket, key)
+        params = {"alt": "media"}
+        if version is not None:
+            params["generation"] = version
+        try:
+            return await self.transport.open_stream(
+                "read", path, object_resource(bucket, key), params=params, start=start
+            )
+        except FileNotFoundError:
+            if version is not None:  # that generation is gone: the object was replaced
+                raise object_changed("read", path) from None
+            raise
 
     async def _empty_read(
         self, bucket: str, key: str, version: str | None, *, changed: bool

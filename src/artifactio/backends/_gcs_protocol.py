@@ -229,8 +229,11 @@ def map_error(
     if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError)):
         timed_out = isinstance(exc, (asyncio.TimeoutError, TimeoutError))
         kind = "timed out" if timed_out else type(exc).__name__
+        code = errno.ETIMEDOUT if timed_out else errno.EIO
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            code = errno.ECONNREFUSED
         return StoreConnectionError(
-            errno.ECONNREFUSED if isinstance(exc, aiohttp.ClientConnectorError) else errno.EIO,
+            code,
             f"{op}: cannot reach {endpoint} ({kind}: {exc})",
             path,
         )

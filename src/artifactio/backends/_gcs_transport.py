@@ -23,6 +23,7 @@ session was created with the parameters it needs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -35,8 +36,8 @@ import anyio
 from .._config import redact_url
 from .._exceptions import mark_retried
 from ._gcs_protocol import map_error, retry_delay, should_retry
-from ._objectstore import read_body
-from ._objectstore._client import SendBody, send_bounded
+from ._objectstore import ObjectStream, read_body
+from ._objectstore._client import SendBody, read_within, send_bounded
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Container, Mapping
@@ -242,6 +243,61 @@ class Transport:
         return await send_bounded(
             attempt, payload, connect_timeout=settings.connect_timeout, idle=settings.read_timeout
         )
+
+    async def open_stream(
+        self, op: str, path: str, resource: str, *, params: Mapping[str, str], start: int
+    ) -> ObjectStream | None:
+        """A GET of ``resource`` from byte ``start`` to its end, its body read as it comes.
+
+        Retried as :meth:`call` retries until the answer's head is in; afterwards
+        each read waits at most ``read_timeout`` for the next bytes (no deadline
+        for the whole body: the reader sets the pace). ``None`` when the answer
+        is not the range asked for.
+
+        Raises:
+            OSError: The translated failure (see :meth:`call`).
+        """
+        timeout = aiohttp.ClientTimeout(
+            connect=self.settings.connect_timeout,
+            sock_connect=self.settings.connect_timeout,
+            sock_read=self.settings.read_timeout,
+        )
+
+        async def attempt() -> aiohttp.ClientResponse:
+            sent = await self._credentials.headers()
+            sent["Range"] = f"bytes={start}-"
+            resp = await self._session.request(
+                "GET",
+                f"{self.endpoint}{resource}",
+                params={**params, **self.billing},
+                headers=sent,
+                timeout=timeout,
+                allow_redirects=False,
+                auto_decompress=False,
+            )
+            if resp.status < 400:
+                return resp
+            async with resp:
+                data = await read_body(resp.content.read, self.settings.read_timeout)
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, resp.history, status=resp.status,
+                    message=f"{resp.reason}: {data.decode(errors='replace')}",
+                    headers=resp.headers,
+                )  # fmt: skip
+
+        resp = await self.call(op, path, attempt)
+        if resp.status != 206:
+            resp.close()
+            return None
+
+        async def next_bytes() -> bytes:
+            with self._gate(op, cleanup=False):
+                try:
+                    return await read_within(resp.content.read, self.settings.read_timeout)
+                except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
+                    raise map_error(exc, op, path, endpoint=self._shown) from exc
+
+        return ObjectStream(next_bytes, resp.close)
 
     async def call(
         self,
