@@ -214,7 +214,9 @@ class StorePrimitives(abc.ABC):
         that can have the bytes copied outside this process (two local disks: the
         kernel copies) does it, all or nothing, and returns the size copied;
         ``exclusive`` makes it raise ``FileExistsError`` when ``dst`` exists by
-        then. The default returns ``None``: the caller streams the file.
+        then. The default returns ``None``: the caller streams the file. Whether
+        it copies must depend on the two stores only, not on the file: a
+        transfer that got ``None`` once streams its other files without asking.
 
         Raises:
             FileNotFoundError: ``src`` is missing.

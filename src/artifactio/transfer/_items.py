@@ -124,6 +124,7 @@ class ItemRunner:
         self.server_side = src.store is dst.store
         self._algorithms = streaming_algorithms()
         self.exclusive = plan.mode == "copy" and not plan.overwrite
+        self._copies_directly = True  # until the stores decline once (see _copy_from)
 
     # ------------------------------------------------------------ entry points
 
@@ -211,17 +212,19 @@ class ItemRunner:
         ``data``: the source file's bytes, read already.
         """
         item.restart()
-        source, target = self.src.full(action.path), self.dst.full(action.path)
         try:
             if self.server_side:
+                source, target = self.src.full(action.path), self.dst.full(action.path)
                 await self.src.store.copyfile(source, target, overwrite=not self.exclusive)
                 size = await self._verify_copy(source, target)
                 item.advance(size)
                 return size
-            copied = await self.dst.copy_from(self.src, action.path, exclusive=self.exclusive)
-            if copied is not None:  # two local disks: the kernel copied it
-                item.advance(copied)
-                return copied
+            if self._copies_directly:
+                copied = await self.dst.copy_from(self.src, action.path, exclusive=self.exclusive)
+                if copied is not None:  # two local disks: the kernel copied it
+                    item.advance(copied)
+                    return copied
+                self._copies_directly = False  # these two stores never do: stream from now on
             if data is not None:
                 return await self._write_whole(action.path, data, item)
             return await self._stream(action.path, item)
