@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import errno
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 
 import artifactio
 from artifactio import IntegrityError
-from artifactio.backends._local_files import SMALL_FILE
+from artifactio.backends._local_files import BATCH_WRITES, SMALL_FILE
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
 from artifactio.transfer._batches import BATCH_FILES, READ_BYTES
@@ -63,11 +65,15 @@ class ReadRecording(LocalStore):
 
 
 class WriteRecording(LocalStore):
-    """A local store that records how files are written: whole, or through a writer."""
+    """A local store that records how files are written: whole (in batches), or through a writer.
+
+    ``before(key)`` runs ahead of each file written whole.
+    """
 
     def __init__(self, root: str, **options: object) -> None:
         super().__init__(root, **options)
         self.whole: list[str] = []
+        self.batches: list[list[str]] = []
         self.writers: list[str] = []
         self.before: Callable[[str], None] = lambda key: None
 
@@ -75,6 +81,15 @@ class WriteRecording(LocalStore):
         self.whole.append(key)
         self.before(key)
         return await super()._write_whole(key, data, exclusive=exclusive)
+
+    async def _write_batch(
+        self, files: Sequence[tuple[str, bytes]], *, exclusive: bool
+    ) -> list[bool | Exception]:
+        self.batches.append([key for key, _ in files])
+        for key, _ in files:
+            self.whole.append(key)
+            self.before(key)
+        return await super()._write_batch(files, exclusive=exclusive)
 
     async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
         self.writers.append(key)
@@ -206,6 +221,8 @@ async def test_small_files_are_written_whole_in_one_step(tmp_path: Path, memory_
         assert sorted(dst.whole) == sorted(set(files) - {"big/weights.bin"})
         assert dst.writers == ["big/weights.bin"]
         assert no_temporary_files(tmp_path / "b")
+        assert all(len(batch) <= BATCH_WRITES for batch in dst.batches)
+        assert len(dst.batches) < len(dst.whole) / 2  # files ready together went together
 
 
 async def test_a_whole_write_fails_alone_and_leaves_nothing(
@@ -248,6 +265,25 @@ async def test_a_file_that_appears_meanwhile_is_kept_by_copy_without_overwrite(
         assert (report.transferred, report.skipped, report.failed) == (len(files) - 1, 1, 0)
         assert (tmp_path / "b" / late).read_bytes() == b"theirs"
         assert no_temporary_files(tmp_path / "b")
+
+
+async def test_a_cancelled_download_publishes_nothing_after_it_ends(
+    tmp_path: Path, memory_root: str
+) -> None:
+    files = make_tree(count=300)
+    async with MemoryStore(memory_root) as src, WriteRecording(str(tmp_path / "b")) as dst:
+        await fill(src, files)
+        started = anyio.Event()
+        dst.before = lambda key: started.set()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(artifactio.copy, (src, "."), (dst, "."), recursive=True))
+            await started.wait()
+            tg.cancel_scope.cancel()
+        landed = {n: (tmp_path / "b" / n).read_bytes() for n in _all_names(tmp_path / "b")}
+        await anyio.sleep(0.1)  # anything still being written would land now
+        assert {n: (tmp_path / "b" / n).read_bytes() for n in _all_names(tmp_path / "b")} == landed
+        assert all(files[n] == data for n, data in landed.items())  # whole files only
+        assert len(landed) < len(files)
 
 
 async def test_whole_writes_check_the_path_as_open_does(tmp_path: Path) -> None:

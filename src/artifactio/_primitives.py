@@ -5,9 +5,9 @@ A backend implements the abstract primitives (look up one entry, list one
 directory, open a reader or a writer, delete a file, create or delete a
 directory) and may override the optional ones (``_copy_file``, ``_move``,
 ``_rmtree``, ``_iter_tree``, ``_copy_from``, ``_copy_batch_from``,
-``_write_whole``, ``_read_batch``) where its service does them better. The
-defaults here build those from the required primitives (or decline:
-``_copy_from``, ``_copy_batch_from`` and ``_read_batch``), so a new
+``_write_whole``, ``_write_batch``, ``_read_batch``) where its service does
+them better. The defaults here build those from the required primitives (or
+decline: ``_copy_from`` and the batches), so a new
 backend is complete as soon as the seven required methods work.
 
 The public API (argument checks in ZenML's order, ``glob``, ``walk``...) is in
@@ -269,6 +269,28 @@ class StorePrimitives(abc.ABC):
                 await writer.abort()
             raise
         return writer.verified
+
+    def _write_batch_limit(self) -> int:
+        """How many files :meth:`_write_batch` takes at a time; 0: none (default).
+
+        Bulk transfers onto a store that answers more than 0 write the small
+        files that are ready at about the same time in batches.
+        """
+        return 0
+
+    async def _write_batch(
+        self, files: Sequence[tuple[str, bytes]], *, exclusive: bool
+    ) -> list[bool | Exception]:
+        """Write each ``(key, data)`` of ``files`` as :meth:`_write_whole` does, in one go.
+
+        Only called where :meth:`_write_batch_limit` allows. A file that fails
+        does not stop the others.
+
+        Returns:
+            For each file, in order: what :meth:`_write_whole` returns, or the
+            exception it would have raised.
+        """
+        raise NotImplementedError(f"{type(self).__name__} writes no batches")
 
     def _read_batch_limit(self) -> int:
         """The largest file :meth:`_read_batch` reads; 0: none (default).

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_FILE",
+    "BATCH_WRITES",
     "NEW_FILE_FLAGS",
     "LocalReader",
     "LocalWriter",
@@ -314,6 +315,11 @@ rename) instead of one per call. Its bytes are held in memory meanwhile."""
 BATCH_FILE = 1024 * 1024
 """The largest file a bulk transfer between two local stores copies in a batch: many
 small files in one worker-thread call (see ``LocalStore._copy_batch_from``)."""
+
+
+BATCH_WRITES = 32
+"""The most files a bulk transfer onto a local store writes in one worker-thread call
+(see ``LocalStore._write_batch``)."""
 
 
 class LocalReader(RawReader):

@@ -55,6 +55,7 @@ from .._store import AsyncArtifactStore, DirEntry, EntryInfo
 from ._local_entries import Lazy, Location, dir_entry, entry_info, inside, take
 from ._local_files import (
     BATCH_FILE,
+    BATCH_WRITES,
     NEW_FILE_FLAGS,
     SMALL_FILE,
     LocalReader,
@@ -457,6 +458,27 @@ class LocalStore(AsyncArtifactStore):
 
     async def _write_whole(self, key: str, data: bytes, *, exclusive: bool) -> bool:
         return await run_blocking(self._write_whole_sync, key, data, exclusive)
+
+    def _write_batch_limit(self) -> int:
+        return BATCH_WRITES
+
+    async def _write_batch(
+        self, files: Sequence[tuple[str, bytes]], *, exclusive: bool
+    ) -> list[bool | Exception]:
+        # Shielded, as _copy_batch_from: the caller learns about every file published.
+        with shielded():
+            return await run_blocking(self._write_batch_sync, files, exclusive)
+
+    def _write_batch_sync(
+        self, files: Sequence[tuple[str, bytes]], exclusive: bool
+    ) -> list[bool | Exception]:
+        out: list[bool | Exception] = []
+        for key, data in files:
+            try:
+                out.append(self._write_whole_sync(key, data, exclusive))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     def _read_batch_limit(self) -> int:
         return SMALL_FILE

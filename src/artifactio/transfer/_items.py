@@ -10,8 +10,9 @@ Moving a file:
 - Otherwise a small file (up to :data:`WHOLE_FILE` and ``part_size``) is read
   whole (one read; from a local disk, many files are read in one call ahead of
   time, see :mod:`._batches`) and written in one step
-  (``StorePrimitives._write_whole``: one ``PutObject``, one worker-thread call
-  onto a local disk), without ``open``'s look at the path.
+  (``StorePrimitives._write_whole``: one ``PutObject``; onto a local disk,
+  the files ready together in one worker-thread call, see :mod:`._writes`),
+  without ``open``'s look at the path.
 - A larger one is *streamed*, through the same writer ``store.open(..., "wb")``
   gives, opened without ``open``'s look at the path (the walk's listing of the
   destination already showed it is not a directory; see
@@ -60,6 +61,7 @@ from .._exceptions import IntegrityError
 from ._checksums import Digest, algorithm, checksums_match, computable, streaming_algorithms
 from ._plan import MIN_PART_SIZE, split_parts
 from ._progress import ItemProgress
+from ._writes import BatchedWrites
 
 if TYPE_CHECKING:
     from .._concurrency import SharedLimit
@@ -125,6 +127,9 @@ class ItemRunner:
         self._algorithms = streaming_algorithms()
         self.exclusive = plan.mode == "copy" and not plan.overwrite
         self._copies_directly = True  # until the stores decline once (see _copy_from)
+        self._writes: BatchedWrites | None = None  # small files written in batches
+        if dst.store._write_batch_limit() > 0 and not plan.dry_run:
+            self._writes = BatchedWrites(dst.store, exclusive=self.exclusive)
 
     # ------------------------------------------------------------ entry points
 
@@ -274,7 +279,10 @@ class ItemRunner:
         did not verify the write itself.
         """
         size = len(data)
-        verified = await self.dst.write_whole(rel, data, exclusive=self.exclusive)
+        if self._writes is not None:
+            verified = await self._writes.write(self.dst.store_key(rel, "open"), data)
+        else:
+            verified = await self.dst.write_whole(rel, data, exclusive=self.exclusive)
         item.advance(size)
         if not verified:
             digests = [Digest(name) for name in self._algorithms]
