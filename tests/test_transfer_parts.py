@@ -22,7 +22,7 @@ from artifactio import RawReader, RawWriter, StoreConnectionError
 from artifactio._concurrency import SharedLimit, for_each, for_each_borrowing
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
-from artifactio.transfer._plan import MAX_PARTS, MIN_PART_SIZE, split_parts
+from artifactio.transfer._plan import MAX_PARTS, MIN_PART_SIZE, PARTS_IN_FLIGHT, split_parts
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -83,6 +83,13 @@ async def test_borrowing_takes_only_free_slots_and_never_waits_for_others() -> N
     assert peak == 4  # items and their parts together: never more than the limit
     await for_each(range(1), item, limit=shared)
     assert peak == 4  # one item alone runs its parts in every slot
+
+    async def capped(_: int) -> None:
+        await for_each_borrowing(range(6), part, shared=shared, most=3)
+
+    peak = 0
+    await for_each(range(1), capped, limit=shared)
+    assert peak == 3  # free slots, but no more than ``most``
 
 
 async def test_borrowing_raises_the_first_failure_and_cancels_the_rest() -> None:
@@ -216,6 +223,19 @@ async def test_one_large_file_alone_uses_every_slot(memory_root: str) -> None:
         assert report.ok
         assert await dst.read_bytes("out.bin") == files["big-0.bin"]
     assert meter.peak_parts == 5
+
+
+async def test_one_file_moves_at_most_parts_in_flight_at_once(memory_root: str) -> None:
+    meter = Meter()
+    files = big_files(1, (PARTS_IN_FLIGHT + 4) * PART)
+    async with MemoryStore(memory_root) as src, MeteredStore(f"{memory_root}-dst", meter) as dst:
+        await src.write_bytes("big-0.bin", files["big-0.bin"])
+        report = await artifactio.copy(
+            (src, "big-0.bin"), (dst, "out.bin"), concurrency=64, part_size=PART
+        )
+        assert report.ok
+        assert await dst.read_bytes("out.bin") == files["big-0.bin"]
+    assert meter.peak_parts == PARTS_IN_FLIGHT
 
 
 async def test_a_part_that_fails_transiently_is_retried_alone(memory_root: str) -> None:

@@ -115,33 +115,40 @@ async def for_each(
 
 
 async def for_each_borrowing(
-    items: Iterable[T], func: Callable[[T], Awaitable[Any]], *, shared: SharedLimit
+    items: Iterable[T],
+    func: Callable[[T], Awaitable[Any]],
+    *,
+    shared: SharedLimit,
+    most: int | None = None,
 ) -> None:
     """Await ``func(item)`` for every item, in the caller's slot plus free slots of ``shared``.
 
     The caller is an item of a :func:`for_each` over ``shared`` and holds one of
     its slots: items run one after the other in that slot, and more of them run
     at once only while other slots are free (each taken with
-    :meth:`SharedLimit.try_acquire` and given back when its item ends). The
-    caller never waits for a slot it does not hold, so no two callers can wait
-    on each other. The first failure cancels the rest and is raised as itself.
+    :meth:`SharedLimit.try_acquire` and given back when its item ends), never
+    more than ``most`` at once. The caller never waits for a slot it does not
+    hold, so no two callers can wait on each other. The first failure cancels
+    the rest and is raised as itself.
     """
     if in_inline_mode():
         for item in items:
             await func(item)
         return
     own_free = True
+    running = 0
     changed = anyio.Event()
     failures: list[BaseException] = []
 
     async def one(item: T, borrowed: bool) -> None:
-        nonlocal own_free
+        nonlocal own_free, running
         try:
             await func(item)
         except Exception as exc:
             failures.append(exc)
             tg.cancel_scope.cancel()
         finally:
+            running -= 1
             if borrowed:
                 shared.release()
             else:
@@ -151,14 +158,16 @@ async def for_each_borrowing(
     async with anyio.create_task_group() as tg:
         for item in items:
             while True:
-                if own_free:
-                    own_free, borrowed = False, False
-                    break
-                if shared.try_acquire():
-                    borrowed = True
-                    break
+                if most is None or running < most:
+                    if own_free:
+                        own_free, borrowed = False, False
+                        break
+                    if shared.try_acquire():
+                        borrowed = True
+                        break
                 changed = anyio.Event()
                 await changed.wait()
+            running += 1
             tg.start_soon(one, item, borrowed)
     if failures:
         raise failures[0]

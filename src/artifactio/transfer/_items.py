@@ -21,7 +21,8 @@ Moving a file:
   and written ``part_size`` bytes at a time. A larger one goes in parts
   (:func:`._plan.split_parts`), read with parallel ranged reads and written
   at their offsets (S3 ``UploadPart``, ``pwrite`` into the local temporary
-  file), as many at once as the transfer has free slots: parts and whole
+  file), as many at once as the transfer has free slots (at most
+  :data:`._plan.PARTS_IN_FLIGHT` for one file): parts and whole
   files share one ``concurrency`` limit (:func:`~artifactio._concurrency.for_each_borrowing`),
   and a part that fails transiently is retried alone. Either way the write is
   all or nothing: a failure or a cancellation leaves the old destination file
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING
 from .._concurrency import for_each_borrowing, shielded
 from .._exceptions import IntegrityError
 from ._checksums import Digest, algorithm, checksums_match, computable, streaming_algorithms
-from ._plan import MIN_PART_SIZE, split_parts
+from ._plan import MIN_PART_SIZE, PARTS_IN_FLIGHT, split_parts
 from ._progress import ItemProgress
 from ._writes import BatchedWrites
 
@@ -332,7 +333,7 @@ class ItemRunner:
             await self.retrying.call(lambda: attempt(index))
             item.advance(parts[index][1])
 
-        await for_each_borrowing(range(len(parts)), one, shared=self.shared)
+        await for_each_borrowing(range(len(parts)), one, shared=self.shared, most=PARTS_IN_FLIGHT)
         return reader.size
 
     async def _verify(self, target: str, size: int, digests: list[Digest]) -> None:
