@@ -61,11 +61,12 @@ BATCH_BYTES = 8 * 1024 * 1024
 
 
 async def batched(
-    actions: AsyncGenerator[Action, None], limit: int
-) -> AsyncIterator[Action | list[Action]]:
+    actions: AsyncGenerator[Action, None], limit: int, *, batch_bytes: int = BATCH_BYTES
+) -> AsyncGenerator[Action | list[Action], None]:
     """``actions``, with the transfers of files up to ``limit`` bytes grouped in batches.
 
-    A batch is handed on when it is full or when the actions run out.
+    A batch is handed on when it holds :data:`BATCH_FILES` files or
+    ``batch_bytes`` bytes, or when the actions run out.
     """
     async with contextlib.aclosing(actions):
         batch: list[Action] = []
@@ -76,7 +77,7 @@ async def batched(
                 continue
             batch.append(action)
             size += action.size
-            if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            if len(batch) >= BATCH_FILES or size >= batch_bytes:
                 yield batch
                 batch, size = [], 0
         if batch:
@@ -109,21 +110,13 @@ async def read_ahead(
     Every other action passes through as it comes; a batch is read when it is
     full or when the actions run out.
     """
-    async with contextlib.aclosing(actions):
-        batch: list[Action] = []
-        size = 0
-        async for action in actions:
-            if action.kind != "transfer" or action.size > limit:
-                yield action
-                continue
-            batch.append(action)
-            size += action.size
-            if len(batch) >= BATCH_FILES or size >= READ_BYTES:
-                for ready in await _read(src, batch):
+    async with contextlib.aclosing(batched(actions, limit, batch_bytes=READ_BYTES)) as groups:
+        async for group in groups:
+            if isinstance(group, list):
+                for ready in await _read(src, group):
                     yield ready
-                batch, size = [], 0
-        for ready in await _read(src, batch) if batch else []:
-            yield ready
+            else:
+                yield group
 
 
 async def _read(src: Endpoint, batch: list[Action]) -> list[Prefetched]:
