@@ -6,7 +6,10 @@
 - :class:`TokenEndpoint`: an OAuth2 token endpoint on 127.0.0.1 that answers
   what a test tells it to, and counts how often it was asked;
 - :func:`service_account_key`: a service-account key (a fresh RSA key) whose
-  ``token_uri`` is such an endpoint.
+  ``token_uri`` is such an endpoint;
+- what several GCS test modules share: the ``recording`` fixture (a relay per test),
+  ``CHUNK`` (the resumable chunk size the tests use), ``_payload`` (deterministic
+  bytes) and ``_fail_while_writing`` (a write that raises ``_Boom`` midway).
 """
 
 from __future__ import annotations
@@ -25,13 +28,22 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from multidict import CIMultiDictProxy, MultiMapping
 
+    from artifactio.backends.gcs import GCSStore
     from artifactio.embedded import FakeGCSServer
 
-__all__ = ["RecordingRelay", "Seen", "TokenEndpoint", "gcs_root", "service_account_key"]
+__all__ = [
+    "CHUNK",
+    "RecordingRelay",
+    "Seen",
+    "TokenEndpoint",
+    "gcs_root",
+    "recording_relay",
+    "service_account_key",
+]
 
 
 @pytest.fixture
@@ -211,3 +223,29 @@ def service_account_key(token_uri: str, **fields: Any) -> dict[str, Any]:
     }
     key.update(fields)
     return key
+
+
+# ------------------------------------------------- shared by the GCS test modules
+
+CHUNK = 256 * 1024
+
+
+def _payload(size: int, seed: int = 0) -> bytes:
+    block = bytes((seed + i * 7) % 251 for i in range(4096))
+    return (block * (size // len(block) + 1))[:size]
+
+
+class _Boom(Exception):
+    pass
+
+
+async def _fail_while_writing(store: GCSStore, path: str, data: bytes) -> None:
+    async with store.open(path, "wb") as f:
+        await f.write(data)
+        raise _Boom
+
+
+@pytest.fixture(name="recording")
+async def recording_relay(fake_gcs_server: FakeGCSServer) -> AsyncIterator[RecordingRelay]:
+    async with RecordingRelay(fake_gcs_server.url) as r:
+        yield r

@@ -1,22 +1,18 @@
 """The GCS backend against fake-gcs-server: the conformance suite, then what only GCS does.
 
 The fake keeps everything in memory and listens on 127.0.0.1; every test gets a
-fresh prefix in one bucket (see ``_gcs_fixtures.py``). What the fake does not
-check is observed on the wire: a recording relay in front of it sees every
-request (``userProject``, ``Authorization``, batches), and a local token
-endpoint refuses or fails as a test tells it to.
+fresh prefix in one bucket (see ``_gcs_fixtures.py``). Here: writes, reads, listings,
+failures, event loops and configuration, closing. What the fake does not check is
+observed on the wire in test_gcs_protocol.py and test_gcs_credentials.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
-import re
 import socket
 import traceback
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -27,31 +23,25 @@ from blockbuster import blockbuster_ctx
 
 import artifactio
 from _closing import ClosingBackend, ClosingTests
-from _gcs_fixtures import RecordingRelay, Seen, TokenEndpoint, service_account_key
+from _gcs_fixtures import (
+    CHUNK,
+    _Boom,
+    _fail_while_writing,
+    _payload,
+)
 from artifactio import IntegrityError, StoreConnectionError
 from artifactio.backends import _gcs_client, _gcs_transport, _gcs_upload, _objectstore
-from artifactio.backends._gcs_checksum import crc32c, crc32c_combine
-from artifactio.backends._gcs_protocol import (
-    BatchFailure,
-    TokenError,
-    batch_delete_body,
-    map_error,
-    parse_batch_response,
-    retry_delay,
-    should_retry,
-)
+from artifactio.backends._gcs_checksum import crc32c
 from artifactio.backends.gcs import GCSStore
 from artifactio.testing import Capabilities, ConformanceSuite, StoreFactory
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
-    from pathlib import Path
+    from collections.abc import AsyncIterator
 
     from artifactio.embedded import FakeGCSServer
 
-pytestmark = pytest.mark.gcs
 
-CHUNK = 256 * 1024
+pytestmark = pytest.mark.gcs
 
 
 def _store(root: str, server: FakeGCSServer, **options: Any) -> GCSStore:
@@ -73,11 +63,6 @@ class TestGCS(ConformanceSuite):
 async def store(gcs_root: str, fake_gcs_server: FakeGCSServer) -> AsyncIterator[GCSStore]:
     async with _store(gcs_root, fake_gcs_server) as s:
         yield s
-
-
-def _payload(size: int, seed: int = 0) -> bytes:
-    block = bytes((seed + i * 7) % 251 for i in range(4096))
-    return (block * (size // len(block) + 1))[:size]
 
 
 class _Spy:
@@ -118,16 +103,6 @@ async def test_chunk_boundary_sizes_round_trip(store: GCSStore) -> None:
         data = _payload(size, seed=size)
         await store.write_bytes(f"sizes/{size}", data)
         assert await store.read_bytes(f"sizes/{size}") == data, size
-
-
-class _Boom(Exception):
-    pass
-
-
-async def _fail_while_writing(store: GCSStore, path: str, data: bytes) -> None:
-    async with store.open(path, "wb") as f:
-        await f.write(data)
-        raise _Boom
 
 
 async def test_aborted_resumable_write_leaves_nothing(
@@ -404,379 +379,6 @@ async def test_credentials_in_the_endpoint_url_stay_hidden() -> None:
             await s.exists("a")
         assert "127.0.0.1" in str(info.value)
         assert "sekrit" not in "".join(traceback.format_exception(info.value))
-
-
-# ----------------------------------------------- on the wire: userProject, batches
-
-
-@pytest.fixture
-async def recording(fake_gcs_server: FakeGCSServer) -> AsyncIterator[RecordingRelay]:
-    async with RecordingRelay(fake_gcs_server.url) as r:
-        yield r
-
-
-def _kind(seen: Seen) -> str:
-    """What a request to GCS was for."""
-    if "upload_id" in seen.query:
-        return f"session {seen.method}"
-    if seen.path == "/batch/storage/v1":
-        return "batch"
-    if seen.path.startswith("/upload/"):
-        return f"upload {seen.query.get('uploadType')}"
-    if "/rewriteTo/" in seen.path:
-        return "copy"
-    if seen.path.endswith("/o"):
-        return "list"
-    if seen.method == "GET":
-        return f"get {seen.query.get('alt')}"
-    return seen.method.lower()
-
-
-EVERY_KIND = {
-    "get json", "get media", "list", "upload multipart", "upload resumable",
-    "session PUT", "session DELETE", "copy", "delete", "batch",
-}  # fmt: skip
-
-
-async def _every_kind_of_request(store: GCSStore) -> None:
-    """Make at least one request of each kind the backend makes (:data:`EVERY_KIND`)."""
-    await store.write_bytes("small.txt", b"small")  # one multipart upload
-    big = _payload(2 * CHUNK + 1)
-    await store.write_bytes("big.bin", big)  # a resumable session and its chunks
-    with pytest.raises(_Boom):
-        await _fail_while_writing(store, "aborted.bin", big)  # the session is cancelled
-    assert await store.read_bytes("big.bin") == big  # ranged GETs
-    with pytest.raises(NotADirectoryError):
-        await store.listdir("small.txt")  # a listing, then the file's metadata
-    await store.copyfile("small.txt", "dir/copy.txt")  # a rewrite
-    await store.write_bytes("dir/other.txt", b"other")
-    await store.remove("big.bin")  # one delete
-    await store.rmtree("dir")  # a batch of deletes
-
-
-def _url_target(url: str) -> tuple[str, list[tuple[str, str]]]:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.unquote(parts.path), sorted(urllib.parse.parse_qsl(parts.query))
-
-
-@pytest.mark.parametrize("project", ["billing-project", None])
-async def test_project_is_billed_on_every_request(
-    gcs_root: str, recording: RecordingRelay, project: str | None
-) -> None:
-    """``userProject`` on every JSON API request and batched call, only with ``project``."""
-    options = {"endpoint_url": recording.url, "part_size": CHUNK, "project": project}
-    async with GCSStore(gcs_root, **options) as s:
-        await _every_kind_of_request(s)
-    assert {_kind(seen) for seen in recording.seen} == EVERY_KIND
-    billed = [project] if project else []
-    sessions = [_url_target(url) for url in recording.locations]
-    for seen in recording.seen:
-        kind = _kind(seen)
-        if kind.startswith("session"):
-            # The URL GCS answered the billed POST with, as is: the session carries it.
-            assert (seen.path, sorted(seen.query.items())) in sessions
-        elif kind == "batch":
-            assert "userProject" not in seen.query  # the envelope: each call in it is billed
-            calls = seen.inner_requests()
-            assert calls
-            for method, target in calls:
-                assert method == "DELETE"
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
-                assert query.get("userProject", []) == billed, target
-        else:
-            assert seen.query.getall("userProject", []) == billed, (kind, seen.path)
-    if not project:
-        assert all(b"userProject" not in seen.body for seen in recording.seen)
-
-
-def _fail_batched_deletes(name: str, times: int) -> Callable[[Seen, bytes], bytes]:
-    """A relay rewrite: the batched delete of ``name`` answers 503, ``times`` times."""
-    left = [times]
-
-    def rewrite(seen: Seen, answer: bytes) -> bytes:
-        if _kind(seen) != "batch" or not left[0]:
-            return answer
-        for i, (_, target) in enumerate(seen.inner_requests()):
-            if urllib.parse.unquote(target.partition("?")[0]).endswith(name):
-                left[0] -= 1
-                status = rb"(<response-item%d>.*?)HTTP/1\.1 \d{3} [^\r\n]*" % i
-                unavailable = rb"\1HTTP/1.1 503 Service Unavailable"
-                return re.sub(status, unavailable, answer, count=1, flags=re.DOTALL)
-        return answer
-
-    return rewrite
-
-
-async def test_batched_deletes_that_fail_are_retried_alone(
-    gcs_root: str, recording: RecordingRelay, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_gcs_transport, "retry_delay", lambda attempt: 0.0)
-
-    def batches() -> list[int]:
-        return [len(seen.inner_requests()) for seen in recording.seen if _kind(seen) == "batch"]
-
-    async with GCSStore(gcs_root, endpoint_url=recording.url, retries=1) as s:
-        for i in range(3):
-            await s.write_bytes(f"d/{i}.txt", b"x")
-        recording.rewrite = _fail_batched_deletes("d/1.txt", times=1)
-        await s.rmtree("d")
-        assert not await s.exists("d")
-        assert batches() == [3, 1]  # the failed call again, alone
-        for i in range(3):
-            await s.write_bytes(f"d/{i}.txt", b"x")
-        recording.seen.clear()
-        recording.rewrite = _fail_batched_deletes("d/1.txt", times=2)
-        with pytest.raises(OSError, match=r"HTTP 503 \(batch delete, 1 still failing\)") as info:
-            await s.rmtree("d")
-        assert batches() == [3, 1]  # the first try and the one retry allowed
-    assert type(info.value) is OSError
-    assert info.value.filename == f"{gcs_root}/d/1.txt"
-
-
-# ----------------------------------------------------------------- credentials
-
-
-@pytest.fixture
-async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
-    async with TokenEndpoint() as endpoint:
-        yield endpoint
-
-
-def _key_file(tmp_path: Path, key: dict[str, Any] | str, name: str = "key.json") -> str:
-    path = tmp_path / name
-    path.write_text(key if isinstance(key, str) else json.dumps(key))
-    return str(path)
-
-
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
-
-async def test_token_option_and_emulator_credentials_on_the_wire(
-    gcs_root: str, recording: RecordingRelay
-) -> None:
-    async with GCSStore(gcs_root, endpoint_url=recording.url, token="ya29.given") as s:
-        await s.write_bytes("a.txt", b"a")
-        assert await s.read_bytes("a.txt") == b"a"
-    assert recording.seen
-    assert {seen.headers.get("Authorization") for seen in recording.seen} == {"Bearer ya29.given"}
-    recording.seen.clear()
-    async with GCSStore(gcs_root, endpoint_url=recording.url) as s:  # an emulator: none
-        assert await s.read_bytes("a.txt") == b"a"
-    assert recording.seen
-    assert all("Authorization" not in seen.headers for seen in recording.seen)
-
-
-async def test_key_file_token_is_fetched_once_for_many_requests(
-    gcs_root: str, recording: RecordingRelay, token_endpoint: TokenEndpoint, tmp_path: Path
-) -> None:
-    token_endpoint.answers(200, {"access_token": "ya29.from-key", "expires_in": 3600})
-    key = _key_file(tmp_path, service_account_key(token_endpoint.url))
-    async with GCSStore(gcs_root, endpoint_url=recording.url, service_file=key) as s:
-        await asyncio.gather(*(s.write_bytes(f"f{i}.txt", b"x") for i in range(16)))
-        assert len(await s.listdir(".")) == 16
-    assert token_endpoint.hits == 1
-    assert token_endpoint.grants == [JWT_BEARER]
-    assert {seen.headers.get("Authorization") for seen in recording.seen} == {
-        "Bearer ya29.from-key"
-    }
-
-
-REFUSALS = [
-    pytest.param(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
-                 id="400-invalid_grant"),
-    pytest.param(401, {"error": "unauthorized_client"}, id="401"),
-    pytest.param(403, {"error": "access_denied"}, id="403"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("status", "answer"), REFUSALS)
-async def test_refused_credentials_fail_at_once(
-    gcs_root: str,
-    recording: RecordingRelay,
-    token_endpoint: TokenEndpoint,
-    tmp_path: Path,
-    status: int,
-    answer: dict[str, Any],
-) -> None:
-    token_endpoint.answers(status, answer)
-    key = _key_file(tmp_path, service_account_key(token_endpoint.url))
-    async with GCSStore(gcs_root, endpoint_url=recording.url, service_file=key, retries=5) as s:
-        waiting = await asyncio.gather(
-            *(s.exists(f"f{i}") for i in range(8)), return_exceptions=True
-        )
-        assert token_endpoint.hits == 1  # eight requests waited for one refusal
-        with pytest.raises(PermissionError) as info:
-            await s.read_bytes("model.bin")
-    assert token_endpoint.hits == 2  # never repeated: 5 retries were allowed
-    assert token_endpoint.grants == [JWT_BEARER] * 2
-    assert all(isinstance(result, PermissionError) for result in waiting), waiting
-    assert recording.seen == []  # GCS was never asked without a token
-    message = str(info.value)
-    assert info.value.filename == f"{gcs_root}/model.bin"
-    assert message.startswith("[Errno 13] open: ")  # the user's operation (read_bytes opens)
-    assert key in message
-    assert f"HTTP {status}" in message
-    assert str(answer["error"]) in message
-    assert _private_key_marker() not in "".join(traceback.format_exception(info.value))
-
-
-def _private_key_marker() -> str:
-    """A line of the test key's PEM body, to look for in messages."""
-    return str(service_account_key("x")["private_key"]).splitlines()[5]
-
-
-async def test_failing_token_endpoint_is_retried_as_configured(
-    gcs_root: str,
-    recording: RecordingRelay,
-    token_endpoint: TokenEndpoint,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_gcs_transport, "retry_delay", lambda attempt: 0.0)
-    token_endpoint.answers(503, {"error": "backendError"})
-    key = _key_file(tmp_path, service_account_key(token_endpoint.url))
-    async with GCSStore(gcs_root, endpoint_url=recording.url, service_file=key, retries=2) as s:
-        with pytest.raises(StoreConnectionError, match="HTTP 503") as info:
-            await s.exists("a")
-        assert token_endpoint.hits == 3  # the first try and 2 retries
-        token_endpoint.answers(200, {"access_token": "ya29.later", "expires_in": 3600})
-        assert not await s.exists("a")
-    assert isinstance(info.value.__cause__, TokenError)
-    assert token_endpoint.hits == 4
-    assert recording.seen
-    assert all(seen.headers["Authorization"] == "Bearer ya29.later" for seen in recording.seen)
-
-
-UNUSABLE_KEYS = [
-    pytest.param("{ sekrit-not-json", "is not valid JSON at line 1 column 3", id="not-json"),
-    pytest.param('["sekrit"]', 'is not a credentials file \\(no "type"\\)', id="no-type"),
-    pytest.param({"type": "no_such_kind"}, "unsupported type .no_such_kind.", id="unknown-type"),
-    pytest.param({"type": "service_account", "private_key": "sekrit"},
-                 "without client_email", id="no-email"),
-    pytest.param({"type": "service_account", "client_email": "a@b", "private_key": "sekrit"},
-                 "private_key that is not a PEM private key", id="bad-private-key"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("content", "problem"), UNUSABLE_KEYS)
-async def test_unusable_key_files_are_named_without_their_content(
-    fake_gcs_server: FakeGCSServer,
-    token_endpoint: TokenEndpoint,
-    tmp_path: Path,
-    content: dict[str, Any] | str,
-    problem: str,
-) -> None:
-    if isinstance(content, dict):
-        content = {**content, "token_uri": token_endpoint.url}
-    key = _key_file(tmp_path, content, name="broken-key.json")
-    async with GCSStore("gs://bucket/p", endpoint_url=fake_gcs_server.url, service_file=key) as s:
-        with pytest.raises(PermissionError, match=problem) as info:
-            await s.exists("a")
-    assert f"service_file {key!r}" in str(info.value)
-    assert "sekrit" not in "".join(traceback.format_exception(info.value))
-    assert token_endpoint.hits == 0
-
-
-async def test_missing_key_file_and_token_option_json(
-    fake_gcs_server: FakeGCSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    missing = str(tmp_path / "missing-key.json")
-    async with GCSStore("gs://bucket/p", service_file=missing) as s:
-        with pytest.raises(PermissionError, match=r"missing-key\.json.*cannot be read"):
-            await s.exists("a")
-    options = {"endpoint_url": fake_gcs_server.url, "token": '{"private_key": "sekrit"'}
-    async with GCSStore("gs://bucket/p", **options) as s:
-        with pytest.raises(PermissionError, match="the token option is not valid JSON") as info:
-            await s.exists("a")
-        assert "sekrit" not in "".join(traceback.format_exception(info.value))
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", missing)
-    async with GCSStore("gs://bucket/p") as s:
-        with pytest.raises(PermissionError, match="GOOGLE_APPLICATION_CREDENTIALS"):
-            await s.exists("a")
-
-
-# ----------------------------------------------------------------- wire rules (no I/O)
-
-
-def test_error_mapping() -> None:
-    def status(code: int, message: str = "Reason: body") -> aiohttp.ClientResponseError:
-        return aiohttp.ClientResponseError(None, (), status=code, message=message)  # type: ignore[arg-type]
-
-    path = "gs://b/k"
-    endpoint = "http://127.0.0.1:1"
-    cases = [
-        (404, FileNotFoundError),
-        (401, PermissionError),
-        (403, PermissionError),
-        (412, FileExistsError),
-        (500, OSError),
-    ]
-    for code, cls in cases:
-        mapped = map_error(status(code), "stat", path, endpoint=endpoint)
-        assert type(mapped) is cls, code
-        assert isinstance(mapped, OSError)
-        assert mapped.filename == path
-        assert "stat" in str(mapped)
-    crc = map_error(status(400, "Bad Request: Provided CRC32C does not match"), "w", path,
-                    endpoint=endpoint)  # fmt: skip
-    assert isinstance(crc, IntegrityError)
-    gone = map_error(aiohttp.ServerDisconnectedError(), "read", path, endpoint=endpoint)
-    assert isinstance(gone, StoreConnectionError)
-    assert isinstance(map_error(asyncio.TimeoutError(), "read", path, endpoint=endpoint),
-                      StoreConnectionError)  # fmt: skip
-    plain = ValueError("x")
-    assert map_error(plain, "read", path, endpoint=endpoint) is plain
-    refused = map_error(TokenError("key refused", transient=False), "read", path,
-                        endpoint=endpoint)  # fmt: skip
-    assert type(refused) is PermissionError
-    assert refused.filename == path
-    assert "key refused" in str(refused)
-    failing = map_error(TokenError("HTTP 503", transient=True), "read", path, endpoint=endpoint)
-    assert isinstance(failing, StoreConnectionError)
-    batch = map_error(BatchFailure(503, "gs://b/other", 2), "delete", path, endpoint=endpoint)
-    assert type(batch) is OSError
-    assert batch.filename == "gs://b/other"
-
-
-def test_retry_policy() -> None:
-    def status(code: int) -> aiohttp.ClientResponseError:
-        return aiohttp.ClientResponseError(None, (), status=code)  # type: ignore[arg-type]
-
-    assert should_retry(status(429))
-    assert should_retry(status(503))
-    assert should_retry(aiohttp.ServerDisconnectedError())
-    assert should_retry(asyncio.TimeoutError())
-    assert not should_retry(status(404))
-    assert not should_retry(status(412))
-    assert not should_retry(ValueError())
-    assert should_retry(TokenError("x", transient=True))
-    assert not should_retry(TokenError("x", transient=False))
-    assert should_retry(BatchFailure(503, "gs://b/k", 1))
-    assert retry_delay(0, rand=lambda: 1.0) == pytest.approx(0.1)
-    assert retry_delay(3, rand=lambda: 1.0) == pytest.approx(0.8)
-    assert retry_delay(30, rand=lambda: 1.0) == pytest.approx(10.0)  # capped
-    assert retry_delay(5, rand=lambda: 0.0) == 0.0
-    assert all(0 <= retry_delay(4) <= 1.6 for _ in range(100))
-
-
-def test_crc32c_combine_matches_google_crc32c() -> None:
-    for a_len, b_len in [(0, 5), (5, 0), (1, 1), (1000, 4096), (CHUNK, 3 * CHUNK + 7)]:
-        a, b = _payload(a_len, seed=a_len), _payload(b_len, seed=b_len + 1)
-        combined = crc32c_combine(google_crc32c.value(a), google_crc32c.value(b), len(b))
-        assert combined == google_crc32c.value(a + b), (a_len, b_len)
-
-
-def test_batch_codec() -> None:
-    body = batch_delete_body(["/storage/v1/b/b/o/a%2Fb", "/storage/v1/b/b/o/c"], "BOUNDARY")
-    assert body.count(b"DELETE /storage/v1/b/b/o/") == 2
-    assert body.endswith(b"--BOUNDARY--\r\n")
-    answer = (
-        b"--R\r\nContent-Type: application/http\r\nContent-ID: <response-item1>\r\n\r\n"
-        b"HTTP/1.1 404 Not Found\r\n\r\n{}\r\n"
-        b"--R\r\nContent-Type: application/http\r\nContent-ID: <response-item0>\r\n\r\n"
-        b"HTTP/1.1 204 No Content\r\n\r\n\r\n--R--\r\n"
-    )
-    assert parse_batch_response("multipart/mixed; boundary=R", answer) == {0: 204, 1: 404}
 
 
 # ----------------------------------------------------------------- event loops and config
