@@ -2,7 +2,8 @@
 
 Trees of a few hundred small files and one file big enough for a multipart (S3)
 or resumable (GCS) upload go across every pair the engine must serve, and come
-out byte-identical. Failures are injected with small store subclasses.
+out byte-identical; then progress, shards and kernel copies between local disks.
+``sync`` and failures have their own modules (test_transfer_sync, test_transfer_failures).
 """
 
 from __future__ import annotations
@@ -10,112 +11,44 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import random
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 import artifactio
-from _s3_fixtures import PART, pending_uploads
+from _s3_fixtures import pending_uploads
+from _transfer_fixtures import (
+    S3_PART,
+    MiB,
+    _all_names,
+    contents,
+    counts,
+    fill,
+    make_tree,
+    transfer_gcs,  # noqa: F401 - fixture
+    transfer_local,  # noqa: F401 - fixture
+    transfer_memory,  # noqa: F401 - fixture
+    transfer_s3,  # noqa: F401 - fixture
+)
 from artifactio import (
     DirEntry,
     EntryInfo,
     RawReader,
     RawWriter,
-    StoreConnectionError,
     TransferProgress,
 )
-from artifactio._concurrency import for_each
-from artifactio.backends.gcs import GCSStore
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
 from artifactio.transfer import TransferPlan, TransferReport, execute, split_points
 from artifactio.transfer._endpoints import open_endpoints
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from artifactio import AsyncArtifactStore
+    from artifactio.backends.gcs import GCSStore
     from artifactio.backends.s3 import S3Store
-    from artifactio.embedded import FakeGCSServer
-
-MiB = 1024 * 1024
-S3_PART = PART
-
-
-def make_tree(count: int = 200, big: int = 0, seed: int = 7) -> dict[str, bytes]:
-    """``count`` small files over a few directory levels, plus one of ``big`` bytes."""
-    rng = random.Random(seed)
-    files: dict[str, bytes] = {}
-    for i in range(count):
-        parts = [f"d{(i // 7) % 5}", f"e{i % 3}", "deep"][: i % 4]
-        files["/".join([*parts, f"file-{i:03d}.bin"])] = rng.randbytes(rng.randrange(0, 1500))
-    if big:
-        files["big/weights.bin"] = rng.randbytes(big)
-    return files
-
-
-async def fill(store: AsyncArtifactStore, files: dict[str, bytes]) -> None:
-    async def one(item: tuple[str, bytes]) -> None:
-        await store.write_bytes(item[0], item[1])
-
-    await for_each(files.items(), one, limit=32)
-
-
-async def contents(store: AsyncArtifactStore, top: str = ".") -> dict[str, bytes]:
-    """Every file below ``top``, by path relative to it."""
-    base = (
-        store.root
-        if top == "."
-        else top
-        if "://" in top or top[0] == "/"
-        else f"{store.root}/{top}"
-    )
-    paths: list[str] = []
-    async for dirpath, _, filenames in store.walk(top):
-        paths.extend(f"{dirpath}/{name}" for name in filenames)
-    found: dict[str, bytes] = {}
-
-    async def one(path: str) -> None:
-        found[path[len(base) :].lstrip("/")] = await store.read_bytes(path)
-
-    await for_each(paths, one, limit=32)
-    return found
-
-
-def counts(report: TransferReport) -> tuple[int, int, int, int]:
-    return report.transferred, report.skipped, report.failed, report.bytes
-
-
-@pytest.fixture
-async def memory(memory_root: str) -> AsyncIterator[MemoryStore]:
-    async with MemoryStore(memory_root) as store:
-        yield store
-
-
-@pytest.fixture
-async def local(tmp_path: Path) -> AsyncIterator[LocalStore]:
-    (tmp_path / "local").mkdir()
-    async with LocalStore(str(tmp_path / "local")) as store:
-        yield store
-
-
-# ----------------------------------------------------------------- S3 and GCS
-
-
-@pytest.fixture
-def s3(s3_store: S3Store) -> S3Store:
-    """The shared ``s3_store`` (5 MiB parts, on a fresh root), named like this module's others."""
-    return s3_store
-
-
-@pytest.fixture
-async def gcs(gcs_root: str, fake_gcs_server: FakeGCSServer) -> AsyncIterator[GCSStore]:
-    """A GCS store in a fresh bucket, with 1 MiB resumable-upload chunks."""
-    async with GCSStore(gcs_root, **fake_gcs_server.store_options(part_size=MiB)) as store:
-        yield store
 
 
 # ----------------------------------------------------------------- any store to any store
@@ -388,240 +321,6 @@ async def test_transfers_start_while_the_source_is_still_being_listed(memory_roo
             report = await artifactio.copy((src, "."), (dst, "."), recursive=True, concurrency=4)
         assert report.transferred == len(files)
         assert await contents(dst) == files
-
-
-# ----------------------------------------------------------------- sync
-
-
-@pytest.mark.s3
-async def test_sync_transfers_what_differs_and_then_nothing(local: LocalStore, s3: S3Store) -> None:
-    files = make_tree(count=120)
-    await fill(local, files)
-    first = await artifactio.sync((local, "."), (s3, "."))
-    assert first.transferred == len(files)
-    # S3 keeps whole seconds: the copies may look up to a second older than their sources.
-    again = await artifactio.sync((local, "."), (s3, "."))
-    assert counts(again) == (0, len(files), 0, 0)
-    await local.write_bytes(sorted(files)[10], b"now longer than before" * 100)
-    await local.write_bytes("d4/new.bin", b"new")
-    third = await artifactio.sync((local, "."), (s3, "."))
-    assert (third.transferred, third.skipped) == (2, len(files) - 1)
-    assert await s3.read_bytes("d4/new.bin") == b"new"
-    assert (await artifactio.sync((local, "."), (s3, "."))).transferred == 0
-
-
-async def test_sync_compare_modes(local: LocalStore, tmp_path: Path) -> None:
-    await local.write_bytes("src/a.bin", b"aaaa")
-    await local.write_bytes("src/b.bin", b"bbbb")
-    await artifactio.sync((local, "src"), (local, "dst"))
-    await local.write_bytes("dst/a.bin", b"AAAA")  # same size, newer: only a checksum tells
-    os.utime(tmp_path / "local" / "dst" / "b.bin", (1, 1))  # same content, made old
-    ends = ((local, "src"), (local, "dst"))
-    plan_size = await artifactio.sync(*ends, compare="size", dry_run=True)
-    assert counts(plan_size) == (0, 2, 0, 0)
-    plan_mtime = await artifactio.sync(*ends, dry_run=True)
-    assert (plan_mtime.transferred, plan_mtime.skipped) == (1, 1)  # b.bin: the source is newer
-    by_checksum = await artifactio.sync(*ends, compare="checksum")
-    assert (by_checksum.transferred, by_checksum.skipped) == (1, 1)  # a.bin: the bytes differ
-    assert await local.read_bytes("dst/a.bin") == b"aaaa"
-
-
-@pytest.mark.gcs
-async def test_sync_by_checksum_against_gcs(local: LocalStore, gcs: GCSStore) -> None:
-    files = make_tree(count=40)
-    await fill(local, files)
-    await artifactio.sync((local, "."), (gcs, "."))
-    changed = sorted(files)[5]
-    await gcs.write_bytes(changed, bytes(len(files[changed])))  # same size, newer, other bytes
-    assert (await artifactio.sync((local, "."), (gcs, "."))).transferred == 0
-    report = await artifactio.sync((local, "."), (gcs, "."), compare="checksum")
-    assert (report.transferred, report.skipped) == (1, len(files) - 1)
-    assert await gcs.read_bytes(changed) == files[changed]
-
-
-async def test_sync_delete(memory: MemoryStore, local: LocalStore) -> None:
-    await fill(memory, {"a.txt": b"a", "keep/b.txt": b"b"})
-    await fill(local, {"a.txt": b"old", "gone.txt": b"x", "old/c.txt": b"c", "x.log": b"l"})
-    dry = await artifactio.sync((memory, "."), (local, "."), delete=True, dry_run=True)
-    assert (dry.transferred, dry.deleted, dry.dry_run) == (2, 3, True)
-    assert sorted(await local.listdir(".")) == ["a.txt", "gone.txt", "old", "x.log"]
-    report = await artifactio.sync((memory, "."), (local, "."), delete=True, exclude=["*.log"])
-    assert (report.transferred, report.deleted) == (2, 2)
-    assert await contents(local) == {"a.txt": b"a", "keep/b.txt": b"b", "x.log": b"l"}
-
-
-async def test_include_and_exclude(memory: MemoryStore, local: LocalStore) -> None:
-    await fill(memory, {"m/w.bin": b"1", "m/cache/t.bin": b"2", "c.json": b"3", "x/c.json": b"4"})
-    report = await artifactio.copy(
-        (memory, "."), (local, "."), recursive=True, include=["m", "*.json"], exclude=["m/cache"]
-    )
-    assert report.transferred == 2
-    assert await contents(local) == {"m/w.bin": b"1", "c.json": b"3"}
-
-
-async def test_dry_run_changes_nothing(memory: MemoryStore, local: LocalStore) -> None:
-    files = make_tree(count=25)
-    await fill(memory, files)
-    await local.write_bytes("stale.bin", b"s")
-    report = await artifactio.copy((memory, "."), (local, "."), recursive=True, dry_run=True)
-    assert counts(report) == (len(files), 0, 0, sum(len(b) for b in files.values()))
-    assert report.dry_run
-    assert "would transfer" in str(report)
-    report = await artifactio.sync((memory, "."), (local, "."), delete=True, dry_run=True)
-    assert (report.transferred, report.deleted) == (len(files), 1)
-    assert await contents(local) == {"stale.bin": b"s"}
-
-
-# ----------------------------------------------------------------- failures
-
-
-class FailingStore(MemoryStore):
-    """Fails to read files whose name holds ``bad`` (for good), or ``flaky`` (once each)."""
-
-    def __init__(self, root: str) -> None:
-        super().__init__(root)
-        self.flaky_seen: set[str] = set()
-
-    async def _open_reader(self, key: str) -> RawReader:
-        if "bad" in key:
-            raise PermissionError(errno.EACCES, "open: permission denied", self._full(key))
-        if "flaky" in key and key not in self.flaky_seen:
-            self.flaky_seen.add(key)
-            raise StoreConnectionError(f"open: connection reset for {key}")
-        return await super()._open_reader(key)
-
-
-async def test_one_failure_does_not_stop_the_others(memory_root: str, local: LocalStore) -> None:
-    async with FailingStore(memory_root) as src:
-        files = make_tree(count=40)
-        files["d2/bad.bin"] = b"unreadable"
-        await fill(src, files)
-        report = await artifactio.sync((src, "."), (local, "."), delete=True)
-        await local.write_bytes("extra.bin", b"e")
-        again = await artifactio.sync((src, "."), (local, "."), delete=True)
-    assert (report.transferred, report.failed) == (len(files) - 1, 1)
-    assert report.failures == [
-        {
-            "path": f"{memory_root}/d2/bad.bin",
-            "error": f"PermissionError: [Errno 13] open: permission denied: "
-            f"'{memory_root}/d2/bad.bin'",
-        }
-    ]
-    assert (again.failed, again.deleted) == (1, 0)  # a failure: nothing is deleted
-    assert await local.exists("extra.bin")
-
-
-async def test_fail_fast_stops_at_the_first_failure(memory_root: str, local: LocalStore) -> None:
-    async with FailingStore(memory_root) as src:
-        files = make_tree(count=60)
-        files["bad.bin"] = b"unreadable"  # the top level is planned first
-        await fill(src, files)
-        report = await artifactio.copy(
-            (src, "."), (local, "."), recursive=True, fail_fast=True, concurrency=2
-        )
-    assert report.failed == 1
-    assert report.transferred < len(files) - 1
-    copied = await contents(local)
-    assert all(files[path] == data for path, data in copied.items())  # nothing partial
-
-
-async def test_transient_failures_are_retried(memory_root: str, local: LocalStore) -> None:
-    async with FailingStore(memory_root) as src:
-        await fill(src, {"flaky-1.bin": b"1", "sub/flaky-2.bin": b"2", "ok.bin": b"3"})
-        report = await artifactio.copy((src, "."), (local, "."), recursive=True)
-    assert counts(report) == (3, 0, 0, 3)
-    async with FailingStore(memory_root) as src:
-        no_retries = await artifactio.copy((src, "."), (local, "again"), recursive=True, retries=0)
-    assert (no_retries.transferred, no_retries.failed) == (1, 2)
-    assert all(f["error"].startswith("StoreConnectionError:") for f in no_retries.failures)
-
-
-class LyingStore(MemoryStore):
-    """Reports a byte too many for ``short`` files and a wrong CRC-32C for ``crc`` files."""
-
-    async def _info(self, key: str) -> EntryInfo | None:
-        info = await super()._info(key)
-        if info is None or info.kind == "dir":
-            return info
-        if "short" in key:
-            return EntryInfo("file", info.size + 1, info.mtime)
-        if "crc" in key:
-            return EntryInfo("file", info.size, info.mtime, checksum="crc32c:AAAAAA==")
-        return info
-
-
-async def test_a_destination_that_does_not_match_is_a_failure(
-    memory: MemoryStore, memory_root: str
-) -> None:
-    await fill(memory, {"src/short.bin": b"12345", "src/crc.bin": b"abc", "src/fine.bin": b"ok"})
-    async with LyingStore(f"{memory_root}/dst") as dst:
-        report = await artifactio.copy((memory, "src"), (dst, "."), recursive=True, retries=1)
-        assert (report.transferred, report.failed) == (1, 2)
-        errors = " | ".join(f["error"] for f in report.failures)
-        assert errors.count("IntegrityError:") == 2
-        assert "checksum crc32c:AAAAAA==" in errors
-        assert "has 6 bytes" in errors
-        # The copies that failed the check are gone: a later sync cannot take them for done.
-        assert await dst.listdir(".") == ["fine.bin"]
-
-
-class Tripwire(RawReader):
-    """A reader that calls ``hook`` with how far it has read."""
-
-    def __init__(self, inner: RawReader, hook: Callable[[int], None]) -> None:
-        self._inner = inner
-        self._hook = hook
-        self.size = inner.size
-
-    async def read_at(self, offset: int, n: int) -> bytes:
-        data = await self._inner.read_at(offset, n)
-        self._hook(offset + len(data))
-        return data
-
-
-class TrippingStore(MemoryStore):
-    hook: Callable[[int], None] = staticmethod(lambda _: None)
-
-    async def _open_reader(self, key: str) -> RawReader:
-        return Tripwire(await super()._open_reader(key), self.hook)
-
-
-def _all_names(root: Path) -> Iterator[str]:
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            yield os.path.relpath(os.path.join(dirpath, name), root)
-
-
-@pytest.mark.s3
-async def test_cancelled_midway_leaves_no_partial_file_or_upload(
-    memory_root: str, s3: S3Store, raw_s3: Any, tmp_path: Path
-) -> None:
-    files = make_tree(count=20, big=3 * S3_PART)
-    files["big/second.bin"] = random.Random(3).randbytes(3 * S3_PART)
-    async with TrippingStore(memory_root) as src:
-        await fill(src, files)
-        with anyio.CancelScope() as scope:
-
-            def trip(position: int) -> None:
-                if position >= 2 * S3_PART:  # a multipart upload is under way by then
-                    scope.cancel()
-
-            src.hook = trip
-            await artifactio.copy((src, "."), (s3, "."), recursive=True, part_size=MiB)
-        assert scope.cancelled_caught
-        copied = await contents(s3)
-        assert "big/weights.bin" not in copied
-        assert "big/second.bin" not in copied
-        assert all(files[path] == data for path, data in copied.items())
-        assert pending_uploads(raw_s3, s3.root) == []
-
-        out = tmp_path / "out"
-        with anyio.CancelScope() as scope:
-            await artifactio.copy((src, "."), str(out), recursive=True, part_size=MiB)
-        names = set(_all_names(out))
-        assert not any(n.rpartition("/")[2].startswith(".") for n in names)  # no temporary files
-        assert all((out / n).read_bytes() == files[n] for n in names)
-        assert "big/weights.bin" not in names
 
 
 # ----------------------------------------------------------------- progress and shards
