@@ -1,8 +1,10 @@
-"""The blocking facade ``artifactio.ArtifactStore`` and the runner behind it.
+"""The blocking facade ``artifactio.ArtifactStore``: operations, errors and files.
 
-Every test runs twice: on the memory backend, which the facade drives inline in
-the caller's thread, and on :class:`SuspendingMemoryStore`, a memory store whose
-primitives really suspend, so the facade must run it on its loop thread.
+Every test runs twice (the ``store`` fixture, tests/_facade_fixtures.py): on the memory
+backend, which the facade drives inline in the caller's thread, and on
+:class:`SuspendingMemoryStore`, a memory store whose primitives really suspend, so the
+facade must run it on its loop thread. Threads and processes, and closing, have
+their own modules (test_sync_facade_concurrency, test_sync_facade_closing).
 """
 
 from __future__ import annotations
@@ -11,33 +13,20 @@ import asyncio
 import collections.abc
 import gc
 import io
-import multiprocessing
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import textwrap
-import threading
-import warnings
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import anyio
 import pytest
 
 import artifactio
-from _forking import fork_running, in_child, wait_child
+from _facade_fixtures import facade_store  # noqa: F401 - fixture
 from artifactio import ArtifactStore, StoreClosedError
 from artifactio._blocking import InlineSuspendedError, run_inline
-from artifactio._sync import _runner as _runner_module
-from artifactio.backends.memory import MemoryStore
 from artifactio.testing import SuspendingMemoryStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
-
-    from artifactio._store import EntryInfo
+    from collections.abc import AsyncIterator
 
 
 def test_loop_only_store_really_suspends(memory_root: str) -> None:
@@ -46,17 +35,6 @@ def test_loop_only_store_really_suspends(memory_root: str) -> None:
     assert issubclass(InlineSuspendedError, RuntimeError)
     with pytest.raises(RuntimeError, match=r"event loop|suspended"):
         run_inline(SuspendingMemoryStore(memory_root).exists("x"))
-
-
-@pytest.fixture(params=["inline", "loop"])
-def store(request: pytest.FixtureRequest, memory_root: str) -> Iterator[ArtifactStore]:
-    if request.param == "inline":
-        facade = ArtifactStore(memory_root)
-    else:
-        facade = ArtifactStore(SuspendingMemoryStore(memory_root))
-    assert facade._runner.inline is (request.param == "inline")
-    with facade:
-        yield facade
 
 
 # ------------------------------------------------------------------ operations
@@ -352,354 +330,3 @@ def test_file_keeps_its_facade_alive(memory_root: str) -> None:
     f.close()
     with ArtifactStore(memory_root) as again:
         assert again.read_bytes("kept.bin") == b"still works"
-
-
-# ----------------------------------------------------------------- concurrency
-
-
-def test_many_threads_share_one_instance(store: ArtifactStore) -> None:
-    def work(i: int) -> int:
-        folder = f"t{i}"
-        for j in range(40):
-            path = f"{folder}/f{j}"
-            data = f"{i}-{j}".encode()
-            store.write_bytes(path, data)
-            assert store.read_bytes(path) == data
-            assert store.exists(path)
-            with store.open(path, "rb") as f:
-                assert f.read() == data
-        assert store.listdir(folder) == sorted(f"f{j}" for j in range(40))
-        for j in range(0, 40, 2):
-            store.remove(f"{folder}/f{j}")
-        return len(store.listdir(folder))
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        assert list(pool.map(work, range(16))) == [20] * 16
-    assert len(store.listdir(store.root)) == 16
-    loop_threads = [t for t in threading.enumerate() if t.name == store._runner._name]
-    assert len(loop_threads) == (0 if store._runner.inline else 1)
-
-
-def test_called_from_inside_a_running_event_loop(store: ArtifactStore) -> None:
-    async def pipeline_step() -> bytes:
-        store.write_bytes("from-async.bin", b"payload")
-        with store.open("from-async.bin", "rb") as f:
-            data: bytes = f.read()
-        assert [entry[2] for entry in store.walk(store.root)] == [["from-async.bin"]]
-        return data
-
-    assert asyncio.run(pipeline_step()) == b"payload"
-
-
-def test_call_from_the_loop_thread_raises_instead_of_deadlocking(memory_root: str) -> None:
-    with ArtifactStore(SuspendingMemoryStore(memory_root)) as store:
-        with pytest.raises(RuntimeError, match="own event loop thread"):
-            list(store.walk("missing", onerror=lambda exc: store.exists("x")))
-        assert store.exists(store.root)
-
-
-class StuckStore(SuspendingMemoryStore):
-    """``_info`` of a path ending in "stuck" waits until it is cancelled."""
-
-    def __init__(self, root: str) -> None:
-        super().__init__(root)
-        self.started = threading.Event()
-        self.cancelled = threading.Event()
-
-    async def _info(self, key: str) -> EntryInfo | None:
-        if key.endswith("stuck"):
-            self.started.set()
-            try:
-                await anyio.sleep_forever()
-            except anyio.get_cancelled_exc_class():
-                self.cancelled.set()
-                raise
-        return await super()._info(key)
-
-
-@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
-def test_keyboard_interrupt_while_waiting_cancels_the_coroutine(memory_root: str) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT is handled by someone else here")
-    async_store = StuckStore(memory_root)
-    main_ident = threading.main_thread().ident
-    assert main_ident is not None
-
-    def press_ctrl_c() -> None:
-        async_store.started.wait()
-        signal.pthread_kill(main_ident, signal.SIGINT)
-
-    with ArtifactStore(async_store) as store:
-        presser = threading.Thread(target=press_ctrl_c)
-        presser.start()
-        with pytest.raises(KeyboardInterrupt):
-            store.exists("stuck")
-        presser.join()
-        async_store.cancelled.wait()
-        own = store._runner._own  # the main thread's call ran on its own loop
-        assert own is not None
-        assert not own.loop.is_closed()
-        assert store._runner._loop_thread is None
-        assert not store.exists("other")  # still usable
-        assert store._runner._own is own
-
-
-# ------------------------------------------------------------------------ fork
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_child_after_fork_gets_a_fresh_runner(store: ArtifactStore) -> None:
-    store.write_bytes("before", b"parent")  # starts the loop thread on the loop path
-
-    def child() -> bool:
-        ok = store.read_bytes("before") == b"parent"
-        store.write_bytes("child", b"c")
-        with store.open("child", "rb") as f:
-            ok = ok and f.read() == b"c"
-        ok = ok and store.listdir(store.root) == ["before", "child"]
-        store.close()
-        return ok
-
-    in_child(child)
-    assert store.read_bytes("before") == b"parent"  # the parent is unaffected
-    assert not store.exists("child")  # the child's memory store was its own copy
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_while_another_thread_holds_the_memory_lock(store: ArtifactStore) -> None:
-    """A thread inside the memory store at fork time must not leave the child's lock held."""
-    store.write_bytes("before", b"parent")
-    fs_lock = store.async_store._fs.lock  # type: ignore[attr-defined]
-    holding = threading.Event()
-    release = threading.Event()
-
-    def holder() -> None:
-        with fs_lock:
-            holding.set()
-            release.wait(0.2)  # the fork waits for this thread to leave the store
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    holding.wait()
-    try:
-
-        def child() -> bool:
-            signal.alarm(5)  # a deadlocked child dies instead of hanging the test
-            ok = store.read_bytes("before") == b"parent"
-            store.write_bytes("child", b"c")
-            return ok and store.exists("child")
-
-        pid = fork_running(child)
-    finally:
-        release.set()
-        thread.join()
-    wait_child(pid)
-    store.write_bytes("after", b"p")  # the parent's lock is free again
-    assert store.read_bytes("after") == b"p"
-
-
-_INHERITED: ArtifactStore | None = None
-
-
-def _use_inherited(path: str) -> tuple[bytes, list[str]]:
-    assert _INHERITED is not None
-    _INHERITED.write_bytes(path, path.encode())
-    return _INHERITED.read_bytes(path), _INHERITED.listdir(_INHERITED.root)
-
-
-def test_multiprocessing_fork_workers_use_an_inherited_facade(store: ArtifactStore) -> None:
-    global _INHERITED
-    if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("no fork start method")
-    store.write_bytes("seed", b"s")
-    _INHERITED = store
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-                results = list(pool.map(_use_inherited, ["w1", "w2", "w3"]))
-    finally:
-        _INHERITED = None
-    for path, (data, names) in zip(["w1", "w2", "w3"], results, strict=True):
-        assert data == path.encode()
-        assert "seed" in names
-    assert store.listdir(store.root) == ["seed"]
-
-
-def _spawned(facade: ArtifactStore, loop_root: str) -> tuple[bytes, bytes, bool]:
-    with facade:
-        facade.write_bytes("x", b"by uri")
-        first = facade.read_bytes("x")
-    with ArtifactStore(SuspendingMemoryStore(loop_root)) as looped:
-        looped.write_bytes("y", b"on a loop")
-        return first, looped.read_bytes("y"), looped._runner.inline
-
-
-def test_multiprocessing_spawn_worker(memory_root: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    with ArtifactStore(memory_root) as store, ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        result = pool.submit(_spawned, store, memory_root + "-loop").result()
-    assert result == (b"by uri", b"on a loop", False)
-
-
-def test_pickled_facade_reopens_its_uri(memory_root: str) -> None:
-    with ArtifactStore(memory_root, part_size=1024) as store:
-        store.write_bytes("p", b"1")
-        with pickle.loads(pickle.dumps(store)) as copy:
-            assert isinstance(copy, ArtifactStore)
-            assert copy.async_store.part_size == 1024
-            assert copy.read_bytes("p") == b"1"
-
-
-# --------------------------------------------------------------------- closing
-
-
-def test_construction_and_close(memory_root: str) -> None:
-    async_store = SuspendingMemoryStore(memory_root)
-    store = ArtifactStore(async_store)
-    assert store.async_store is async_store
-    assert store.root == async_store.root == memory_root
-    assert repr(store) == f"ArtifactStore({memory_root!r})"
-    store.write_bytes("x", b"1")  # on the main thread's own loop
-    own = store._runner._own
-    assert own is not None
-    with store.open("x", "rb") as f:  # files on the loop thread
-        assert f.read() == b"1"
-    loop_thread = store._runner._loop_thread
-    assert loop_thread is not None
-    thread = loop_thread.thread
-    assert thread.is_alive()
-    store.close()
-    assert not thread.is_alive()
-    assert own.loop.is_closed()
-    assert async_store._closed  # aclose() ran
-    store.close()  # idempotent
-    assert repr(store).endswith("closed")
-    with pytest.raises(StoreClosedError):
-        store.exists("x")
-    with pytest.raises(StoreClosedError):
-        store.open("x", "rb")
-    with pytest.raises(StoreClosedError):
-        list(store.walk(memory_root))
-    with pytest.raises(TypeError):
-        ArtifactStore(async_store, part_size=1)
-    with ArtifactStore(memory_root, part_size=4096) as by_uri:
-        assert isinstance(by_uri.async_store, MemoryStore)
-        assert by_uri.async_store.part_size == 4096
-        assert by_uri.read_bytes("x") == b"1"
-    with pytest.raises(StoreClosedError):
-        by_uri.read_bytes("x")
-
-
-def test_close_while_another_thread_waits(memory_root: str) -> None:
-    async_store = StuckStore(memory_root)
-    store = ArtifactStore(async_store)
-    outcome: list[BaseException] = []
-
-    def wait_forever() -> None:
-        try:
-            store.exists("stuck")
-        except BaseException as exc:
-            outcome.append(exc)
-
-    waiter = threading.Thread(target=wait_forever)
-    waiter.start()
-    async_store.started.wait()
-    store.close()
-    waiter.join()
-    assert async_store.cancelled.is_set()
-    assert [type(exc) for exc in outcome] == [StoreClosedError]
-
-
-@pytest.mark.timeout(60)
-def test_close_from_another_thread_during_a_main_thread_call(memory_root: str) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("the facade runs calls on a loop of its own in the main thread only")
-    async_store = StuckStore(memory_root)
-    store = ArtifactStore(async_store)
-
-    def close_when_stuck() -> None:
-        async_store.started.wait()
-        store.close()
-
-    closer = threading.Thread(target=close_when_stuck)
-    closer.start()
-    with pytest.raises(StoreClosedError):
-        store.exists("stuck")  # on the main thread's own loop
-    closer.join()
-    assert async_store.cancelled.is_set()
-    own_loops = [store._runner._own]
-    assert own_loops == [None]  # handed over and closed
-
-
-def test_writer_open_at_close_cannot_publish(store: ArtifactStore) -> None:
-    f = store.open("late.bin", "wb")
-    f.write(b"data")
-    store.close()
-    with pytest.raises(StoreClosedError):
-        f.close()
-    assert f.closed
-
-
-def test_no_resource_warning_from_closing_or_dropping_facades(memory_root: str) -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        closed = ArtifactStore(SuspendingMemoryStore(memory_root))
-        closed.write_bytes("a", b"1")
-        closed.close()
-        dropped = ArtifactStore(SuspendingMemoryStore(memory_root))
-        assert dropped.read_bytes("a") == b"1"  # on the main thread's own loop
-        with dropped.open("a", "rb") as f:  # on the loop thread
-            assert f.read() == b"1"
-        own = dropped._runner._own
-        loop_thread = dropped._runner._loop_thread
-        assert own is not None
-        assert loop_thread is not None
-        thread = loop_thread.thread
-        del dropped, f
-        gc.collect()
-        for releasing in list(_runner_module._RELEASING):
-            releasing.join()
-        thread.join()  # the loop thread stops by itself once its facade is gone
-        assert own.loop.is_closed()
-        gc.collect()
-    assert [str(w.message) for w in caught] == []
-
-
-def test_atexit_closes_facades_never_closed(tmp_path: Any) -> None:
-    script = textwrap.dedent(
-        """
-        import anyio
-        from artifactio import ArtifactStore
-        from artifactio.backends.memory import MemoryStore
-
-        class Loud(MemoryStore):
-            inline_capable = False
-
-            async def _info(self, key):
-                await anyio.sleep(0)
-                return await super()._info(key)
-
-            async def _aclose(self):
-                await anyio.sleep(0)
-                print("aclose ran", flush=True)
-
-        store = ArtifactStore(Loud("memory://atexit"))
-        store.write_bytes("x", b"1")
-        assert store.exists("x")
-        print("done", flush=True)
-        """
-    )
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["done", "aclose", "ran"]
-    assert proc.stderr == ""
