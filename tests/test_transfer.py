@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     from artifactio.backends.s3 import S3Store
 
 
+# Other transfer test modules import these from here (they live in _transfer_fixtures).
+__all__ = ["_all_names", "contents", "counts", "fill", "fill_dir", "make_tree"]
+
+
 # ----------------------------------------------------------------- any store to any store
 
 
