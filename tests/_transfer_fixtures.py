@@ -74,6 +74,13 @@ async def contents(store: AsyncArtifactStore, top: str = ".") -> dict[str, bytes
     return found
 
 
+async def fill_dir(root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` below the local directory ``root`` (made if missing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    async with LocalStore(str(root)) as store:
+        await fill(store, files)
+
+
 def counts(report: TransferReport) -> tuple[int, int, int, int]:
     return report.transferred, report.skipped, report.failed, report.bytes
 

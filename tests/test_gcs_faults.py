@@ -22,6 +22,7 @@ import pytest
 
 import artifactio
 from _faults import Drop, FaultProxy, StallUpload
+from _gcs_fixtures import CHUNK
 from artifactio.backends.gcs import GCSStore
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.gcs
 
-CHUNK = 256 * 1024
 
 SINGLE = r"uploadType=multipart"  # one-request upload: POST .../o?uploadType=multipart
 CREATE = r"uploadType=resumable&name="  # session creation: POST ...?uploadType=resumable

@@ -25,6 +25,7 @@ from _transfer_fixtures import (
     contents,
     counts,
     fill,
+    fill_dir,
     make_tree,
     transfer_gcs,  # noqa: F401 - fixture
     transfer_local,  # noqa: F401 - fixture
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 
     from artifactio.backends.gcs import GCSStore
     from artifactio.backends.s3 import S3Store
-
-
-# Other transfer test modules import these from here (they live in _transfer_fixtures).
-__all__ = ["_all_names", "contents", "counts", "fill", "fill_dir", "make_tree"]
 
 
 # ----------------------------------------------------------------- any store to any store
@@ -386,12 +383,6 @@ async def test_shards_merge_into_the_whole(memory: MemoryStore, tmp_path: Path) 
     assert (whole.transferred, whole.skipped) == (len(files) - 1, 1)
     async with LocalStore(str(tmp_path / "whole")) as a, LocalStore(str(tmp_path / "pieces")) as b:
         assert await contents(a) == await contents(b) == files
-
-
-async def fill_dir(root: Path, files: dict[str, bytes]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    async with LocalStore(str(root)) as store:
-        await fill(store, files)
 
 
 class NoStreaming(LocalStore):

@@ -15,11 +15,11 @@ import anyio
 import pytest
 
 import artifactio
+from _transfer_fixtures import _all_names, contents, counts, fill_dir, make_tree
 from artifactio import IntegrityError
 from artifactio.backends.local import LocalStore
 from artifactio.transfer._batches import BATCH_FILES
 from artifactio.transfer._retry import Retrying, RetryPolicy
-from test_transfer import _all_names, contents, counts, fill_dir, make_tree
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

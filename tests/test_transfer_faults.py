@@ -36,10 +36,10 @@ import pytest
 import artifactio
 from _faults import Action, Cut, Drop, FaultProxy, Request, Reset, StallResponse, StallUpload
 from _s3_fixtures import PART, pending_uploads
+from _transfer_fixtures import contents, fill, make_tree
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.local import LocalStore
 from artifactio.backends.s3 import S3Store
-from test_transfer import contents, fill, make_tree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator

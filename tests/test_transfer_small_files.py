@@ -17,13 +17,13 @@ import anyio
 import pytest
 
 import artifactio
+from _transfer_fixtures import _all_names, contents, counts, fill, fill_dir, make_tree
 from artifactio import IntegrityError
 from artifactio.backends._local_files import BATCH_WRITES, SMALL_FILE
 from artifactio.backends.local import LocalStore
 from artifactio.backends.memory import MemoryStore
 from artifactio.transfer._batches import BATCH_FILES, READ_BYTES
 from artifactio.transfer._items import WHOLE_FILE
-from test_transfer import _all_names, contents, counts, fill, fill_dir, make_tree
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
