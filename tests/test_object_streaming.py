@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from _faults import Cut, FaultProxy, Request, StallResponse
+from _server_fixtures import BUCKET
 from artifactio.backends.gcs import GCSStore
 from artifactio.backends.s3 import S3Store
 
@@ -56,7 +57,7 @@ async def proxy(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Faul
 async def store(
     kind: str, request: pytest.FixtureRequest, proxy: FaultProxy
 ) -> AsyncIterator[ObjectStore]:
-    name = f"artifactio-test/stream-{uuid.uuid4().hex[:12]}"
+    name = f"{BUCKET}/stream-{uuid.uuid4().hex[:12]}"
     s: ObjectStore
     if kind == "gcs":
         gcs: FakeGCSServer = request.getfixturevalue("fake_gcs_server")

@@ -18,6 +18,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from _server_fixtures import BUCKET
 from artifactio.backends._s3_lean import MAX_BODY, sign
 from artifactio.backends.s3 import S3Client, S3Store
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 NOW = datetime.datetime(2026, 12, 2, 7, 30, 15, tzinfo=datetime.timezone.utc)
 HOST = "127.0.0.1:8333"
-BUCKET = "artifactio-test"
 
 
 def _quote(text: str, safe: str) -> str:

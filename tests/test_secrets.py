@@ -22,6 +22,7 @@ import pytest
 
 import artifactio
 from _gcs_fixtures import TokenEndpoint, service_account_key
+from _server_fixtures import BUCKET
 from artifactio._config import ObjectStoreConfig
 from artifactio._redact import RedactingFilter, guard_loggers, redact_text, register_secrets
 from artifactio.backends.gcs import GCSStore
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from artifactio.embedded import FakeGCSServer, SeaweedFS
-
-BUCKET = "artifactio-test"
 
 
 def _secret(label: str) -> str:
