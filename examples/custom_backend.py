@@ -36,6 +36,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -140,7 +141,6 @@ class _Connections:
             isolation_level=None,  # transactions are explicit: see _transaction
             check_same_thread=False,  # handed from worker thread to worker thread
         )
-        db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: fsync at checkpoints only
         return db
 
@@ -209,7 +209,8 @@ class SQLiteStore(artifactio.AsyncArtifactStore):
         self._base = "/".join(parsed.parts)
         self._database = os.path.abspath(self.config.database)
         self._connections = _Connections(self._database, self.config.busy_timeout)
-        self._ready = False  # the table and the root's directories exist
+        self._ready = False  # WAL mode, the table and the root's directories exist
+        self._setting_up = threading.Lock()
 
     # ----------------------------------------------------------- the database
 
@@ -225,10 +226,16 @@ class SQLiteStore(artifactio.AsyncArtifactStore):
         db = self._connections.take()
         try:
             if not self._ready:
-                db.executescript(SCHEMA)
-                with _transaction(db, write=True):
-                    self._make_dirs(db, self._base, "", "open")
-                self._ready = True
+                # Once, by one thread: switching a new database to WAL needs it to
+                # itself, and SQLite refuses (without waiting) while another
+                # connection is at it.
+                with self._setting_up:
+                    if not self._ready:
+                        db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
+                        db.executescript(SCHEMA)
+                        with _transaction(db, write=True):
+                            self._make_dirs(db, self._base, "", "open")
+                        self._ready = True
             return func(db)
         except sqlite3.Error as exc:
             raise OSError(errno.EIO, f"sqlite: {exc}", self._database) from exc
