@@ -31,13 +31,13 @@ flight stay within one batch.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from ._items import StopTransfer
 from ._progress import ItemProgress
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
     from ._endpoints import Endpoint
     from ._items import ItemRunner
@@ -52,6 +52,9 @@ __all__ = [
     "batched",
     "read_ahead",
 ]
+
+K = TypeVar("K")
+R = TypeVar("R")
 
 BATCH_FILES = 32
 """The most files in one batch."""
@@ -119,24 +122,37 @@ async def read_ahead(
                 yield group
 
 
-async def _read(src: Endpoint, batch: list[Action]) -> list[Prefetched]:
-    """The files of ``batch``, read in one call (a path the store refuses fails alone)."""
-    keys: list[str] = []
+async def _in_one_call(
+    batch: list[Action],
+    key_of: Callable[[Action], K],
+    call: Callable[[list[K]], Awaitable[Sequence[R | Exception]]],
+) -> list[R | Exception]:
+    """``call`` on the keys of ``batch``'s files; each file's outcome, in order.
+
+    A file whose path a store refuses (``key_of`` raises) fails alone, with that error.
+    """
+    keys: list[K] = []
     refused: dict[int, Exception] = {}
     for i, action in enumerate(batch):
         try:
-            keys.append(src.store_key(action.path, "open"))
+            keys.append(key_of(action))
         except Exception as exc:
             refused[i] = exc
-    read = iter(await src.store._read_batch(keys) if keys else [])
-    out: list[Prefetched] = []
-    for i, action in enumerate(batch):
-        outcome = refused[i] if i in refused else next(read)
-        if isinstance(outcome, Exception):
-            out.append(Prefetched(action, error=outcome))
-        else:
-            out.append(Prefetched(action, outcome))
-    return out
+    done = iter(await call(keys) if keys else [])
+    return [refused[i] if i in refused else next(done) for i in range(len(batch))]
+
+
+async def _read(src: Endpoint, batch: list[Action]) -> list[Prefetched]:
+    """The files of ``batch``, read in one call."""
+    outcomes = await _in_one_call(
+        batch, lambda action: src.store_key(action.path, "open"), src.store._read_batch
+    )
+    return [
+        Prefetched(action, error=outcome)
+        if isinstance(outcome, Exception)
+        else Prefetched(action, outcome)
+        for action, outcome in zip(batch, outcomes, strict=True)
+    ]
 
 
 class BatchRunner:
@@ -173,19 +189,14 @@ class BatchRunner:
         src, dst, tally = runner.src, runner.dst, runner.tally
         exclusive = runner.exclusive
         tally.start(src.full(batch[0].path))
-        pairs: list[tuple[str, str]] = []
-        refused: dict[int, Exception] = {}  # paths a store refuses: those files fail alone
-        for i, action in enumerate(batch):
-            try:
-                pairs.append(
-                    (src.store_key(action.path, "copyfile"), dst.store_key(action.path, "copyfile"))
-                )
-            except Exception as exc:
-                refused[i] = exc
-        copied = iter(
-            await dst.store._copy_batch_from(src.store, pairs, exclusive=exclusive) if pairs else []
-        )
-        outcomes = [refused[i] if i in refused else next(copied) for i in range(len(batch))]
+
+        def pair(action: Action) -> tuple[str, str]:
+            return src.store_key(action.path, "copyfile"), dst.store_key(action.path, "copyfile")
+
+        async def copy(pairs: list[tuple[str, str]]) -> list[int | Exception]:
+            return await dst.store._copy_batch_from(src.store, pairs, exclusive=exclusive)
+
+        outcomes = await _in_one_call(batch, pair, copy)
         stop = False
         for action, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, int):
