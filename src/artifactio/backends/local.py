@@ -43,7 +43,7 @@ import shutil
 import stat as stat_module
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 from .._blocking import run_blocking
 from .._concurrency import shielded
@@ -71,7 +71,14 @@ from ._local_files import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+    from collections.abc import (
+        AsyncIterator,
+        Callable,
+        Generator,
+        Iterable,
+        Iterator,
+        Sequence,
+    )
 
     from .._files import RawReader, RawWriter
     from .._primitives import StorePrimitives
@@ -81,6 +88,20 @@ __all__ = ["LocalStore"]
 _TREE_BATCH = 1000  # entries handed over per thread hop by _iter_tree
 
 _ROOT_INFO = EntryInfo("dir")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _each(items: Iterable[T], func: Callable[[T], R]) -> list[R | Exception]:
+    """``func`` on each item, in order: its result, or what it raised (the others go on)."""
+    out: list[R | Exception] = []
+    for item in items:
+        try:
+            out.append(func(item))
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 class LocalStore(AsyncArtifactStore):
@@ -312,20 +333,13 @@ class LocalStore(AsyncArtifactStore):
             return BytesReader(opened)
         return LocalReader(opened, os.fstat(opened.fileno()).st_size)
 
-    def _read_batch_sync(self, keys: Sequence[str]) -> list[bytes | Exception | None]:
-        out: list[bytes | Exception | None] = []
-        for key in keys:
-            try:
-                opened = self._open_sync(key, SMALL_FILE)
-            except Exception as exc:
-                out.append(exc)
-                continue
-            if isinstance(opened, bytes):
-                out.append(opened)
-            else:
-                opened.close()  # grown past the limit: read it through a reader
-                out.append(None)
-        return out
+    def _read_whole_sync(self, key: str) -> bytes | None:
+        """File ``key``'s bytes; ``None`` when it is larger than a small file."""
+        opened = self._open_sync(key, SMALL_FILE)
+        if isinstance(opened, bytes):
+            return opened
+        opened.close()  # grown past the limit: read it through a reader
+        return None
 
     def _open_writer_sync(self, key: str) -> tuple[BinaryIO, str, str]:
         loc = self._locate(key, "open")
@@ -419,7 +433,12 @@ class LocalStore(AsyncArtifactStore):
         return loc
 
     def _copy_sync(
-        self, source: LocalStore, src: str, dst: str, exclusive: bool, dirs: tuple[set[str], ...]
+        self,
+        source: LocalStore,
+        src: str,
+        dst: str,
+        exclusive: bool,
+        dirs: tuple[set[str], set[str]],
     ) -> int:
         """Copy file ``src`` of ``source`` onto ``dst``; its size (``dirs``: :meth:`_checked`)."""
         src_dirs, dst_dirs = dirs
@@ -472,19 +491,13 @@ class LocalStore(AsyncArtifactStore):
     def _write_batch_sync(
         self, files: Sequence[tuple[str, bytes]], exclusive: bool
     ) -> list[bool | Exception]:
-        out: list[bool | Exception] = []
-        for key, data in files:
-            try:
-                out.append(self._write_whole_sync(key, data, exclusive))
-            except Exception as exc:
-                out.append(exc)
-        return out
+        return _each(files, lambda file: self._write_whole_sync(*file, exclusive))
 
     def _read_batch_limit(self) -> int:
         return SMALL_FILE
 
     async def _read_batch(self, keys: Sequence[str]) -> list[bytes | Exception | None]:
-        return await run_blocking(self._read_batch_sync, keys)
+        return await run_blocking(_each, keys, self._read_whole_sync)
 
     async def _remove_file(self, key: str) -> None:
         await run_blocking(self._remove_file_sync, key)
@@ -542,24 +555,21 @@ class LocalStore(AsyncArtifactStore):
     def _copy_batch_sync(
         self, source: LocalStore, pairs: Sequence[tuple[str, str]], exclusive: bool
     ) -> list[int | Exception]:
-        out: list[int | Exception] = []
-        dirs: tuple[set[str], ...] = (set(), set())
-        for src, dst in pairs:
-            try:
-                out.append(self._copy_sync(source, src, dst, exclusive, dirs))
-            except FileNotFoundError as exc:
-                out.append(source._missing_source(src, exc))
-            except Exception as exc:
-                out.append(exc)
-        return out
+        dirs: tuple[set[str], set[str]] = (set(), set())
 
-    def _missing_source(self, src: str, exc: FileNotFoundError) -> OSError:
-        """``exc`` from a copy of ``src``; the source's own error when ``src`` is missing."""
+        def copy(pair: tuple[str, str]) -> int:
+            try:
+                return self._copy_sync(source, *pair, exclusive, dirs)
+            except FileNotFoundError as exc:
+                source._raise_missing(pair[0], exc)
+
+        return _each(pairs, copy)
+
+    def _raise_missing(self, src: str, exc: FileNotFoundError) -> NoReturn:
+        """Raise ``exc`` from a copy of ``src``; the source's own error when ``src`` is missing."""
         if os.path.lexists(self._locate(src, "copyfile").path):
-            return exc  # a destination directory that vanished
-        error = self._err(FileNotFoundError, "copyfile", src)
-        error.__cause__ = exc
-        return error
+            raise exc  # a destination directory that vanished
+        raise self._err(FileNotFoundError, "copyfile", src) from exc
 
     # ------------------------------------- where os says ENOTDIR, not ENOENT
 
