@@ -230,11 +230,7 @@ class Transport:
                 else:
                     data = await read_body(content.read, self.settings.read_timeout)
                 if resp.status >= 400 and resp.status not in ok:
-                    raise aiohttp.ClientResponseError(
-                        resp.request_info, resp.history, status=resp.status,
-                        message=f"{resp.reason}: {data.decode(errors='replace')}",
-                        headers=resp.headers,
-                    )  # fmt: skip
+                    raise _refused(resp, data)
                 return Response(resp.status, resp.headers, data)
 
         if payload is None or (not watch_body and (payload.size or 0) <= UNWATCHED_BODY):
@@ -278,12 +274,7 @@ class Transport:
             if resp.status < 400:
                 return resp
             async with resp:
-                data = await read_body(resp.content.read, self.settings.read_timeout)
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, resp.history, status=resp.status,
-                    message=f"{resp.reason}: {data.decode(errors='replace')}",
-                    headers=resp.headers,
-                )  # fmt: skip
+                raise _refused(resp, await read_body(resp.content.read, self.settings.read_timeout))
 
         resp = await self.call(op, path, attempt)
         if resp.status != 206:
@@ -377,3 +368,14 @@ class Transport:
             **options,
         )
         return await self.call(op, path, attempt, missing=missing, cleanup=cleanup)
+
+
+def _refused(resp: aiohttp.ClientResponse, body: bytes) -> aiohttp.ClientResponseError:
+    """The error of an answer with an error status (GCS's message in ``body``)."""
+    return aiohttp.ClientResponseError(
+        resp.request_info,
+        resp.history,
+        status=resp.status,
+        message=f"{resp.reason}: {body.decode(errors='replace')}",
+        headers=resp.headers,
+    )
