@@ -113,6 +113,13 @@ async def test_sequential_read_is_the_first_block_then_one_stream(
     assert _gets(proxy) == [f"bytes=0-{BLOCK - 1}", f"bytes={BLOCK}-"]
 
 
+async def test_small_reads_take_the_stream_piece_by_piece(
+    store: ObjectStore, blob: bytes, proxy: FaultProxy
+) -> None:
+    assert await _read_all(store, 1000) == blob
+    assert _gets(proxy) == [f"bytes=0-{BLOCK - 1}", f"bytes={BLOCK}-"]
+
+
 async def test_stream_cut_midway_resumes_where_it_stopped(
     store: ObjectStore, blob: bytes, proxy: FaultProxy
 ) -> None:

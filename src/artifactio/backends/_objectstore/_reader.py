@@ -74,27 +74,20 @@ class _Stream:
             asyncio.get_running_loop().create_task(reader._open_stream(pos))
         )
         self._body: ObjectStream | None = None
-        self._rest = b""  # came, not handed out yet: the bytes at pos
+        self._chunk = b""  # the bytes that came last; those from _used on are at pos
+        self._used = 0
         self.failed = False  # the service cannot stream: read by ranges
         self._resumes = 0
 
     async def take(self, n: int) -> bytes:
-        """Up to ``n`` bytes at :attr:`pos` (at least one: it never starts past the end)."""
-        chunks: list[bytes] = []
-        want = n
-        while want:
-            if not self._rest:
-                self._rest = await self._next()
-                if not self._rest:
-                    break
-            piece, self._rest = self._rest[:want], self._rest[want:]
-            chunks.append(piece)
-            want -= len(piece)
-            if not self._rest and chunks:
-                break  # hand out what came; do not wait for more
-        got = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.pos += len(got)
-        return got
+        """Up to ``n`` bytes at :attr:`pos`, of what came; ``b""`` only when the stream failed."""
+        if self._used == len(self._chunk):
+            self._chunk, self._used = await self._next(), 0
+        start = self._used
+        piece = self._chunk[start : start + n]  # no copy of the rest: small reads stay cheap
+        self._used += len(piece)
+        self.pos += len(piece)
+        return piece
 
     async def _next(self) -> bytes:
         resumed_at = -1
