@@ -292,6 +292,28 @@ def test_errors_are_one_line(
     assert message in err
 
 
+@pytest.mark.parametrize("uri", ["s3:/bucket/x", "gs:bucket/x", "GCS:/b", "memory:/m", "file:/x"])
+def test_a_mistyped_uri_is_refused_not_taken_for_a_local_path(
+    capsys: pytest.CaptureFixture[str],
+    src: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uri: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    scheme = uri.partition(":")[0].lower()
+    for argv in (["cp", "-r", str(src), uri], ["sync", str(src), uri], ["ls", uri]):
+        status, out, err = run(capsys, *argv)
+        assert (status, out) == (2, "")
+        assert err.count("\n") == 1
+        assert f"{scheme}: without // is not a URI: write {scheme}://" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing written locally
+    # Spelled as a local path, or as a file URI, it is one.
+    assert run(capsys, "cp", "-r", str(src), f"./{scheme}:x")[0] == 0
+    assert tree_of(tmp_path / f"{scheme}:x") == TREE
+    assert run(capsys, "ls", f"file://{src}")[1] == "a.txt\nmodels/\nnotes/\n"
+
+
 def test_option_values_are_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
     secret = "pa55word-" + uuid.uuid4().hex
     argv = ["ls", "--endpoint-url", f"ftp://user:{secret}@127.0.0.1", "s3://bucket/x"]

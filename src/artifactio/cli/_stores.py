@@ -3,23 +3,26 @@
 Each URI is split as the transfer engine splits it
 (:func:`artifactio.transfer._endpoints.parse_location`): object stores are opened
 at their bucket, local paths at their parent directory (a relative path is taken
-from the working directory). The command's options reach every store that takes
-them: ``--concurrency`` and ``--part-size`` all of them, ``--endpoint-url`` the
-object stores — ``s3=URL`` the S3 ends, ``gs=URL`` the GCS ends, a plain URL
-every object-store end whose scheme has no URL of its own. A plain URL that would
-reach ends of two schemes (``cp s3://... gs://...``) is refused: one server
-hardly serves both. URIs of one root share one store, so a copy inside one
-bucket is done server-side. Credentials come from the environment, as for
-:func:`artifactio.open_store`.
+from the working directory). A mistyped URI — a backend's scheme and a colon
+without ``//`` (``s3:/bucket/key``, ``gs:bucket``) — is refused rather than
+taken for a local path that begins with ``s3:``; ``./s3:x`` names such a path.
+The command's options reach every store that takes them: ``--concurrency`` and
+``--part-size`` all of them, ``--endpoint-url`` the object stores — ``s3=URL``
+the S3 ends, ``gs=URL`` the GCS ends, a plain URL every object-store end whose
+scheme has no URL of its own. A plain URL that would reach ends of two schemes
+(``cp s3://... gs://...``) is refused: one server hardly serves both. URIs of one
+root share one store, so a copy inside one bucket is done server-side.
+Credentials come from the environment, as for :func:`artifactio.open_store`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import shielded
 from .._paths import split_scheme
-from .._registry import open_store
+from .._registry import available_schemes, open_store
 from ..transfer._endpoints import parse_location
 from ._parser import Endpoints, UsageError
 
@@ -28,12 +31,37 @@ if TYPE_CHECKING:
 
     from .._store import AsyncArtifactStore
 
-__all__ = ["StoreSet", "Target"]
+__all__ = ["StoreSet", "Target", "check_uri"]
 
 _NO_ENDPOINT = frozenset({"", "file", "memory"})
 """Schemes whose stores take no ``endpoint_url``."""
 
 _CANONICAL = {"gcs": "gs"}
+
+_SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!//)")
+"""``scheme:`` not followed by ``//`` at the start of a command-line path."""
+
+
+def check_uri(uri: str) -> None:
+    """Refuse ``uri`` when it looks like a mistyped URI of a backend (``s3:/bucket/key``).
+
+    ``file:/path`` too: paths take ``file:///path`` only (else ``file:`` would
+    be a directory of the working directory).
+
+    Raises:
+        UsageError: A backend's scheme and a colon, without ``//`` after it.
+    """
+    match = _SCHEME_WITHOUT_SLASHES.match(uri)
+    if match is None:
+        return
+    scheme = match.group(1).lower()
+    if scheme in available_schemes():
+        example = "/PATH" if scheme == "file" else "BUCKET/KEY"
+        raise UsageError(
+            f"{scheme}: without // is not a URI: write {scheme}://{example} "
+            f"(or ./{scheme}:... for a local path)"
+        )
+
 
 Target = tuple["AsyncArtifactStore", str]
 """A store and a full path in it (ending in ``/`` when the URI did)."""
@@ -74,11 +102,13 @@ class StoreSet:
         """The store serving ``uri`` (opened on first use) and the full path there.
 
         Raises:
-            UsageError: A plain ``--endpoint-url`` would reach this end and an
-                earlier one of another scheme.
+            UsageError: A mistyped URI (:func:`check_uri`), or a plain
+                ``--endpoint-url`` would reach this end and an earlier one of
+                another scheme.
             UnsupportedSchemeError, InvalidPathError, MissingDependencyError,
             pydantic.ValidationError, ValueError: From opening the store.
         """
+        check_uri(uri)
         root, path, as_dir = parse_location(uri)
         store = self._stores.get(root)
         if store is None:
