@@ -63,6 +63,7 @@ from .._paths import has_magic, join_key, split_scheme
 from .._registry import open_store
 from .._store import AsyncArtifactStore
 from ._fsspec_files import ArtifactioFile, ArtifactioStreamedFile, download, text_file, upload
+from ._fsspec_listing import tree
 from ._fsspec_store import (
     FS_OPTIONS,
     Chain,
@@ -298,45 +299,12 @@ class ArtifactioFileSystem(AsyncFileSystem, _ChainedBase, metaclass=StoreAwareCa
             top = self._name(target.key, target.spelling)
             if withdirs and top:
                 out[top] = stat_info(top, st)
-            async for key, entry in self._tree(target.key, maxdepth, prefix):
+            async for key, entry in tree(self.store, target.key, maxdepth, prefix):
                 if withdirs or not entry.is_dir:
                     name = self._name(key, target.spelling)
                     out[name] = entry_info(name, entry)
         names = sorted(out)
         return {name: out[name] for name in names} if detail else names
-
-    async def _tree(self, key: str, maxdepth: int | None, prefix: str) -> Any:
-        """``(key, entry)`` below directory ``key``, down to ``maxdepth`` levels."""
-        cut = len(key) + 1 if key else 0
-        if maxdepth is None:
-            async for child, entry in self.store._iter_tree(key):
-                if child[cut:].partition("/")[0].startswith(prefix):
-                    yield child, entry
-            return
-        level = [key]
-        for depth in range(maxdepth):
-            listings = await _run_coros_in_chunks(
-                [self._listing(k) for k in level], batch_size=self.store.concurrency, nofiles=True
-            )
-            level = []
-            for parent, entries in listings:
-                for entry in entries:
-                    if depth == 0 and not entry.name.startswith(prefix):
-                        continue
-                    child = join_key(parent, entry.name)
-                    yield child, entry
-                    if entry.is_dir and not entry.is_link:
-                        level.append(child)
-            if not level:
-                return
-
-    async def _listing(self, key: str) -> tuple[str, list[DirEntry]]:
-        """The entries of directory ``key`` (none when it went away meanwhile)."""
-        entries: list[DirEntry] = []
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            async for page in self.store._scandir(key):
-                entries.extend(page)
-        return key, entries
 
     async def _du(
         self, path: Any, total: bool = True, maxdepth: int | None = None, **kwargs: Any
