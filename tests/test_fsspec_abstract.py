@@ -4,15 +4,18 @@ Each suite (copy, get, put, pipe, open) runs over every backend: memory (paths
 spelled in full, and relative to the root), a local directory, S3 (SeaweedFS)
 and GCS (fake-gcs-server), each test in a fresh directory of one store per
 backend. The glob edge cases run in part on the object stores
-(:data:`OBJECT_STORE_EDGE_CASES`). fsspec's ``mv`` tests are module functions on its
-local filesystem, not a suite; :class:`TestMove` asks the same questions of this
-filesystem. Where a test encodes behaviour artifactio deliberately differs on,
-it is marked xfail (strict) with the reason, in :data:`KNOWN_DIFFERENCES`.
+(:data:`OBJECT_STORE_EDGE_CASES`). fsspec's ``mv`` tests are module functions on
+its local filesystem, not a suite: :class:`TestMove` asks their first question
+(and more) of this filesystem on every backend, and
+:func:`test_move_into_a_read_only_directory_is_refused` the other, on a local
+directory (skipped as root, whom permissions do not stop). Where a test encodes
+behaviour artifactio deliberately differs on, it is marked xfail (strict) with
+the reason, in :data:`KNOWN_DIFFERENCES`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
 import posixpath
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -28,12 +31,14 @@ from fsspec.tests.abstract import (
 )
 from fsspec.tests.abstract.common import GLOB_EDGE_CASES_TESTS
 
-import artifactio
-from _s3_fixtures import BUCKET
+from _fsspec_fixtures import open_backend
 from artifactio.integrations.fsspec import ArtifactioFileSystem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    import artifactio
 
 BACKENDS = [
     pytest.param("memory"),
@@ -82,52 +87,6 @@ def edge_cases() -> list[Any]:
                 continue
             cases.append(pytest.param(name, *values, marks=backend.marks))
     return cases
-
-
-async def _discard(
-    store: artifactio.AsyncArtifactStore, bucket_root: str, options: dict[str, Any]
-) -> None:
-    """Close ``store`` (the clients of every loop, fsspec's too) and delete what it holds."""
-    await store.aclose()
-    if bucket_root:
-        async with artifactio.open_store(bucket_root, **options) as bucket:
-            prefix = store.root[len(bucket_root) + 1 :]
-            if await bucket.exists(prefix):
-                await bucket.rmtree(prefix)
-
-
-def open_backend(
-    request: pytest.FixtureRequest, backend: str
-) -> Iterator[artifactio.AsyncArtifactStore]:
-    """An empty store of ``backend`` for a module's tests; closed and emptied afterwards.
-
-    One store (so one client per event loop) serves every test of the module:
-    each test works in a directory of its own below the root.
-    """
-    from artifactio.backends.memory import clear
-
-    name = f"fsspec-{uuid.uuid4().hex[:12]}"
-    options: dict[str, Any] = {}
-    bucket_root = ""
-    if backend.startswith("memory"):
-        root = f"memory://{name}"
-    elif backend == "local":
-        root = str(request.getfixturevalue("tmp_path_factory").mktemp(name))
-    elif backend == "s3":
-        options = request.getfixturevalue("seaweedfs").store_options(retries=1)
-        bucket_root = f"s3://{BUCKET}"
-        root = f"{bucket_root}/{name}"
-    else:
-        server = request.getfixturevalue("fake_gcs_server")
-        options = server.store_options(retries=1)
-        server.create_bucket(name)  # its own bucket: the emulator's listings scan a whole bucket
-        bucket_root = f"gs://{name}"
-        root = f"{bucket_root}/root"
-    store = artifactio.open_store(root, **options)
-    yield store
-    asyncio.run(_discard(store, bucket_root, options))
-    if backend.startswith("memory"):
-        clear(name)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -330,3 +289,23 @@ class TestMove(ArtifactioFixtures):
         fs.mv(source, destination)
         assert fs.cat(destination) == b"content"
         assert fs.isdir(fs_join(fs_path, "non_existent_directory"))
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_move_into_a_read_only_directory_is_refused(recursive: bool, tmp_path: Path) -> None:
+    """fsspec's ``test_move_raises_error_with_tmpdir_permission``, on a local store."""
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only directories")
+    fs = ArtifactioFileSystem(str(tmp_path))
+    fs.pipe("source_file.txt", b"content")
+    fs.mkdir("protected_directory")
+    protected = tmp_path / "protected_directory"
+    protected.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError):
+            fs.mv("source_file.txt", "protected_directory/dest.txt", recursive=recursive)
+        assert not (protected / "dest.txt").exists()
+        assert fs.cat("source_file.txt") == b"content"
+    finally:
+        protected.chmod(0o755)
+        fs.close()
