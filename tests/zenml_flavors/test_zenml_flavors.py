@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 from zenml.artifact_stores.base_artifact_store import BaseArtifactStore, PathType
+from zenml.artifact_stores.local_artifact_store import (
+    LocalArtifactStoreConfig as ZenmlLocalConfig,
+)
 from zenml.client import Client
 from zenml.enums import StackComponentType
 from zenml.integrations.gcp.flavors.gcp_artifact_store_flavor import GCPArtifactStoreConfig
@@ -85,7 +88,10 @@ def test_class_variables_match_zenmls_own_flavors() -> None:
     assert GCSArtifactStoreConfig.SUPPORTED_SCHEMES == GCPArtifactStoreConfig.SUPPORTED_SCHEMES
     # GCS objects cannot be appended to: ZenML's log store must write separate files.
     assert GCSArtifactStoreConfig.IS_IMMUTABLE_FILESYSTEM is True
-    assert {""} == LocalArtifactStoreConfig.SUPPORTED_SCHEMES
+    assert GCPArtifactStoreConfig.IS_IMMUTABLE_FILESYSTEM is True
+    assert LocalArtifactStoreConfig.SUPPORTED_SCHEMES == ZenmlLocalConfig.SUPPORTED_SCHEMES == {""}
+    local_immutable = ZenmlLocalConfig.IS_IMMUTABLE_FILESYSTEM
+    assert LocalArtifactStoreConfig.IS_IMMUTABLE_FILESYSTEM is local_immutable
     assert LocalArtifactStoreConfig(path="/tmp/x").is_local
 
 
