@@ -11,7 +11,10 @@ session's SeaweedFS (S3) or fake-gcs-server (GCS). What must hold:
   server back, ``sync`` finishes the rest and another ``sync`` moves nothing;
 - a transfer cancelled while a multipart/resumable upload (or a download into
   a local file) is held on the wire leaves no partial object, no pending
-  upload and no temporary file.
+  upload and no temporary file;
+- a large file comes down in ranged reads that are in flight together (one
+  part's answer held back, the others are asked for), written into one
+  temporary file that is renamed into place.
 
 The clean-up requests of a failed write (S3's ``AbortMultipartUpload`` and its
 listings of orphaned uploads, GCS's session cancellation) get no faults: an abort
@@ -280,6 +283,47 @@ async def test_cancelled_download_leaves_no_temporary_or_partial_file(
     assert "big/weights.bin" not in names
     assert all((out / n).read_bytes() == files.get(n) for n in names)  # no temporary file
     assert len(names) < len(files)
+
+
+async def test_a_large_download_goes_in_parallel_ranged_reads_into_one_temporary_file(
+    backend: Backend, proxy: FaultProxy, local: LocalStore, tmp_path: Path
+) -> None:
+    size = 4 * PART + 17  # five parts of PART bytes (the last one of 17)
+    data = random.Random(SEED).randbytes(size)
+    await fill(local, {"big.bin": data})
+    async with backend.store() as direct:
+        assert (await artifactio.copy((local, "big.bin"), (direct, "big.bin"))).ok
+    big = r"/big\.bin$" if backend.kind == "s3" else r"big\.bin\?.*alt=media"
+
+    def reads() -> list[Request]:
+        return [r for r in proxy.requests if r.method == "GET" and re.search(big, r.target)]
+
+    held = proxy.add(StallResponse(), method="GET", target=big, nth=2)
+    out = tmp_path / "out"
+    async with backend.store(proxy) as store:
+        copying = asyncio.ensure_future(
+            artifactio.copy((store, "big.bin"), str(out / "big.bin"), part_size=PART, concurrency=8)
+        )
+        await asyncio.wait_for(held.fired.wait(), 60)
+
+        async def more_parts_requested() -> None:
+            while len(reads()) < 4:
+                await asyncio.sleep(0.02)
+
+        # While one part's answer is held back, other parts are asked for: in parallel.
+        await asyncio.wait_for(more_parts_requested(), 60)
+        assert [p.name for p in out.iterdir()] != ["big.bin"]  # not published yet
+        assert len(list(out.glob(".big.bin.*.tmp"))) == 1  # one temporary file
+        held.release()
+        report = await copying
+    assert report.ok
+    assert [p.name for p in out.iterdir()] == ["big.bin"]  # renamed into place, nothing else
+    assert (out / "big.bin").read_bytes() == data
+    ranges = sorted(
+        tuple(int(n) for n in r.headers["Range"].removeprefix("bytes=").split("-")) for r in reads()
+    )
+    wanted = [(offset, min(offset + PART, size) - 1) for offset in range(0, size, PART)]
+    assert [r for r in ranges if r in wanted] == wanted  # each part read by its own range
 
 
 async def test_sync_by_checksum_reads_no_object_back(
