@@ -61,8 +61,13 @@ def copy(
         recursive: Copy a directory with everything below it.
         overwrite: Replace destination files that exist; with ``False`` they are
             skipped (and one that appears meanwhile is not replaced).
-        concurrency: Files in flight at once, for the whole transfer.
-        part_size: Bytes read and written at a time per file.
+        concurrency: Files, and parts of large files, in flight at once: one
+            limit for the whole transfer, so about ``concurrency * part_size``
+            bytes are in flight at most.
+        part_size: Bytes read and written at a time per file. A larger file goes
+            in parts of this size (at least 5 MiB; larger for a file that would
+            need more than 10 000), in parallel where the destination takes
+            them in any order (S3, local disks, memory).
         include: Glob patterns (relative to ``src``) of the paths to take; all when empty.
         exclude: Glob patterns of paths to leave out.
         dry_run: Plan and report what would be copied; write nothing.
@@ -130,8 +135,13 @@ def sync(
             ``"size"``: when the sizes are equal; ``"checksum"``: when the sizes and
             the checksums are equal (the stores' own where comparable, else
             computed by reading).
-        concurrency: Files in flight at once, for the whole transfer.
-        part_size: Bytes read and written at a time per file.
+        concurrency: Files, and parts of large files, in flight at once: one
+            limit for the whole transfer, so about ``concurrency * part_size``
+            bytes are in flight at most.
+        part_size: Bytes read and written at a time per file. A larger file goes
+            in parts of this size (at least 5 MiB; larger for a file that would
+            need more than 10 000), in parallel where the destination takes
+            them in any order (S3, local disks, memory).
         include: Glob patterns (relative to ``src``) of the paths to take; all when empty.
         exclude: Glob patterns of paths to leave out.
         dry_run: Plan and report what would be transferred and deleted; write nothing.
