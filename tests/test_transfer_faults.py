@@ -14,7 +14,9 @@ session's SeaweedFS (S3) or fake-gcs-server (GCS). What must hold:
   upload and no temporary file;
 - a large file comes down in ranged reads that are in flight together (one
   part's answer held back, the others are asked for), written into one
-  temporary file that is renamed into place.
+  temporary file that is renamed into place;
+- uploads carry the checksums the service checks: ``Content-MD5`` on a single
+  S3 ``PutObject``, CRC-32 on every part, the CRC-32C of a GCS upload.
 
 The clean-up requests of a failed write (S3's ``AbortMultipartUpload`` and its
 listings of orphaned uploads, GCS's session cancellation) get no faults: an abort
@@ -28,9 +30,12 @@ resume a session). Retries come from the stores (``retries``) and the engine
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import random
 import re
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -324,6 +329,36 @@ async def test_a_large_download_goes_in_parallel_ranged_reads_into_one_temporary
     )
     wanted = [(offset, min(offset + PART, size) - 1) for offset in range(0, size, PART)]
     assert [r for r in ranges if r in wanted] == wanted  # each part read by its own range
+
+
+async def test_uploads_carry_the_checksums_the_service_checks(
+    backend: Backend, proxy: FaultProxy, local: LocalStore
+) -> None:
+    small = b"s" * 1000
+    big = random.Random(SEED).randbytes(2 * PART + 5)
+    await fill(local, {"small.bin": small, "big.bin": big})
+    async with backend.store(proxy) as store:
+        report = await artifactio.copy((local, "."), (store, "."), recursive=True, part_size=PART)
+        assert (report.transferred, report.failed) == (2, 0)
+    writes = [r for r in proxy.requests if r.method in ("PUT", "POST")]
+    if backend.kind == "s3":
+        # One PutObject with Content-MD5 for the small file; CRC-32 on every part of the big one.
+        (put,) = [r for r in writes if r.path.endswith("/small.bin")]
+        assert put.headers["Content-MD5"] == base64.b64encode(hashlib.md5(small).digest()).decode()
+        parts = sorted(
+            (int(r.query["partNumber"][0]), r.headers["x-amz-checksum-crc32"])
+            for r in writes
+            if "uploadId" in r.query and "partNumber" in r.query
+        )
+        chunks = [big[offset : offset + PART] for offset in range(0, len(big), PART)]
+        crcs = [base64.b64encode(zlib.crc32(c).to_bytes(4, "big")).decode() for c in chunks]
+        assert parts == list(enumerate(crcs, start=1))
+    else:
+        # The last chunk of the resumable upload carries the whole object's CRC-32C.
+        google_crc32c = pytest.importorskip("google_crc32c")
+        crc = base64.b64encode(google_crc32c.Checksum(big).digest()).decode()
+        hashes = [r.headers.get("X-Goog-Hash") for r in writes if "upload_id=" in r.target]
+        assert hashes[-1] == f"crc32c={crc}"
 
 
 async def test_sync_by_checksum_reads_no_object_back(
