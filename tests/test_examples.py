@@ -56,10 +56,37 @@ def _run_bare(example: Path) -> subprocess.CompletedProcess[str]:
 
 BARE = [p for p in EXAMPLES if p.name != "bulk_transfer.py"]  # that one is checked below
 
+SAYS = {
+    "async_pipeline.py": [
+        "read 70 metrics files, at most 8 in flight",
+        "the task group raised ExceptionGroup: ['evaluation crashed']",
+        "checkpoint.bin exists after the failure: False",
+    ],
+    "sync_step.py": [
+        "cards: 8",
+        "exists after rmtree: False",
+        "steps called inside a running event loop: score 1.1",
+    ],
+    "remote_stores.py": ["same: True", "run-1 exists after rmtree: False"],
+    "pandas_fsspec.py": [
+        "Parquet round trip equal: True",
+        "CSV round trip equal: True",
+        "dataset: 20 rows from 4 files",
+        "CSV unchanged: True",
+    ],
+    "custom_backend.py": ["running artifactio.testing.ConformanceSuite on SQLiteStore"],
+}
+"""What an example's output must contain when run with no argument (an example that ran
+but did the wrong thing fails here); the ZenML example is checked by its own test."""
+
 
 @pytest.mark.parametrize("example", BARE, ids=[p.name for p in BARE])
 def test_example_runs_with_no_arguments(example: Path) -> None:
-    _run_bare(example)
+    out = _run_bare(example).stdout
+    for expected in SAYS.get(example.name, []):
+        assert expected in out, f"{expected!r} not in the output:\n{out}"
+    if example.name == "custom_backend.py":  # pytest's closing line
+        assert re.search(r"^\d+ passed, \d+ skipped in ", out, re.MULTILINE), out
 
 
 def test_bulk_transfer_example_runs_with_no_arguments() -> None:
