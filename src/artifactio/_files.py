@@ -64,6 +64,9 @@ def parse_mode(mode: str) -> tuple[str, bool]:
     Raises:
         ValueError: Any other mode (``"r+"``, ``"rw"``, ``"U"``...).
     """
+    found = _MODES.get(mode) if isinstance(mode, str) else None
+    if found is not None:  # the usual spellings: no sorting
+        return found
     if not isinstance(mode, str):
         raise TypeError(f"open: mode must be str, not {type(mode).__name__}")
     canonical = "".join(sorted(mode, key="rwaxbt".find)) if set(mode) <= set("rwaxbt") else mode

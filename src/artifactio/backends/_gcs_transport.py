@@ -5,8 +5,7 @@ header, sets the timeouts of a request moving that many bytes, sends its body
 with a stall bound (:func:`~._objectstore.send_bounded`: aiohttp has none for
 body writes; a small one-request upload goes without, as it cannot stall) and
 reads the answer whole, with a stall bound of its own
-(:func:`~._objectstore.read_body`; an answer that came whole with its headers,
-as small ones do, is taken at once).
+(:func:`~._objectstore.read_answer`).
 One call (:meth:`Transport.call`) repeats attempts that failed in a way worth
 repeating (:func:`~._gcs_protocol.should_retry`: throttling, 5xx, dropped
 connections, timeouts, a token endpoint that failed so) up to ``retries`` times,
@@ -36,7 +35,7 @@ import anyio
 from .._config import redact_url
 from .._exceptions import mark_retried
 from ._gcs_protocol import map_error, retry_delay, should_retry
-from ._objectstore import ObjectStream, read_body
+from ._objectstore import ObjectStream, read_answer
 from ._objectstore._client import SendBody, read_within, send_bounded
 
 if TYPE_CHECKING:
@@ -224,11 +223,7 @@ class Transport:
                 allow_redirects=False,  # 308 is a resumable session's "go on"
                 auto_decompress=decompress,
             ) as resp:
-                content = resp.content
-                if content.is_eof():  # the whole body came with the headers: nothing to wait for
-                    data = content.read_nowait()
-                else:
-                    data = await read_body(content.read, self.settings.read_timeout)
+                data = await read_answer(resp.content, self.settings.read_timeout)
                 if resp.status >= 400 and resp.status not in ok:
                     raise _refused(resp, data)
                 return Response(resp.status, resp.headers, data)
@@ -274,7 +269,7 @@ class Transport:
             if resp.status < 400:
                 return resp
             async with resp:
-                raise _refused(resp, await read_body(resp.content.read, self.settings.read_timeout))
+                raise _refused(resp, await read_answer(resp.content, self.settings.read_timeout))
 
         resp = await self.call(op, path, attempt)
         if resp.status != 206:

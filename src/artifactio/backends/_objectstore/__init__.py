@@ -31,6 +31,7 @@ from ._client import (
     ObjectStream,
     Upload,
     object_changed,
+    read_answer,
     read_body,
 )
 from ._pool import release_session
@@ -47,6 +48,7 @@ __all__ = [
     "ObjectStream",
     "Upload",
     "object_changed",
+    "read_answer",
     "read_body",
     "redact_url",
     "release_session",

@@ -49,6 +49,7 @@ __all__ = [
     "SendBody",
     "Upload",
     "object_changed",
+    "read_answer",
     "read_body",
     "read_within",
     "new_token",
@@ -409,6 +410,17 @@ async def read_body(read: Callable[[int], Awaitable[bytes]], idle: float) -> byt
     except TimeoutError:
         raise TimeoutError(f"no data from the server for {idle:g} s") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_answer(content: aiohttp.StreamReader, idle: float) -> bytes:
+    """An aiohttp answer's whole body: :func:`read_body`, or at once if it came with the headers.
+
+    Small answers (an object of a few KiB, an error, an empty PUT answer) are
+    whole in the buffer when the headers are: taken without a timer.
+    """
+    if content.is_eof():
+        return content.read_nowait()
+    return await read_body(content.read, idle)
 
 
 class SendBody(aiohttp.payload.Payload):
