@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -175,6 +176,10 @@ def test_copy_5000_files_to_s3_on_two_workers_then_sync_moves_nothing(
     assert seaweedfs.secret_key not in logs
 
 
+# fake-gcs-server's in-memory bucket costs each write time in proportion to the objects already
+# in it (about 1 ms per write when empty, 15 ms at 6 000 objects): 5 000 writes take 40-60 s on 2
+# busy cores, so the default 120 s timeout leaves too little room.
+@pytest.mark.timeout(300)
 def test_copy_5000_files_to_gcs_then_sync_moves_nothing(
     client: Client,
     fake_gcs_server: FakeGCSServer,
@@ -192,6 +197,8 @@ def test_copy_5000_files_to_gcs_then_sync_moves_nothing(
     assert gcs_listing(fake_gcs_server, bucket, prefix) == expected(files)
     again = dask_blocking.sync(str(src), gcs_root, client=client, dst_options=options)
     assert (again.transferred, again.skipped, again.failed) == (0, FILES, 0)
+    logs = json.dumps([client.get_scheduler_logs(), client.get_worker_logs()])
+    assert "a-token-for-the-emulator" not in logs
 
 
 def test_a_worker_killed_midway_is_rerun_and_each_file_counted_once(
@@ -418,3 +425,37 @@ async def test_shards_tile_the_key_space_and_cut_at_directories(memory_root: str
     big = next(s for s in shards if s.key_range.contains("big.bin"))
     assert (big.files, big.bytes) == (1, 1000)  # over max_bytes: a shard of its own
     assert Shard(0, KeyRange()).describe() == "every path"
+
+
+async def test_a_shard_is_cut_before_the_rest_is_listed(
+    memory_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver gets the first shard when its end is known, not after the whole listing."""
+    async with artifactio.open_store(memory_root) as store:
+        for d, f in itertools.product(range(10), range(10)):
+            await store.write_bytes(f"d{d}/f{f}", b"x")
+        listed: list[str] = []
+        scandir = store._scandir
+
+        def counting_scandir(path: str) -> Any:
+            listed.append(path)
+            return scandir(path)
+
+        monkeypatch.setattr(store, "_scandir", counting_scandir)
+        tally = Tally(None)
+        shards = split(
+            TransferPlan.for_copy(recursive=True),
+            Endpoint(store, ""),
+            max_files=10,
+            max_bytes=10**9,
+            retrying=Retrying(RetryPolicy(0)),
+            tally=tally,
+        )
+        async with contextlib.aclosing(shards):
+            first = await anext(shards)
+            assert (first.files, first.key_range) == (10, KeyRange(None, "d1/"))
+            assert tally.files_total == 10  # d1 ... d9 not listed yet
+            assert len(listed) == 2  # the top level and d0
+            rest = [s async for s in shards]
+    assert [s.files for s in rest] == [10] * 9
+    assert len(listed) == 11
