@@ -16,7 +16,9 @@ session's SeaweedFS (S3) or fake-gcs-server (GCS). What must hold:
   part's answer held back, the others are asked for), written into one
   temporary file that is renamed into place;
 - uploads carry the checksums the service checks: ``Content-MD5`` on a single
-  S3 ``PutObject``, CRC-32 on every part, the CRC-32C of a GCS upload.
+  S3 ``PutObject``, CRC-32 on every part, the CRC-32C of a GCS upload; an S3
+  multipart upload also carries the file's MD5 in its metadata, so that
+  ``sync(compare="checksum")`` reads no object back, small or large.
 
 The clean-up requests of a failed write (S3's ``AbortMultipartUpload`` and its
 listings of orphaned uploads, GCS's session cancellation) get no faults: an abort
@@ -353,6 +355,9 @@ async def test_uploads_carry_the_checksums_the_service_checks(
         chunks = [big[offset : offset + PART] for offset in range(0, len(big), PART)]
         crcs = [base64.b64encode(zlib.crc32(c).to_bytes(4, "big")).decode() for c in chunks]
         assert parts == list(enumerate(crcs, start=1))
+        # The upload carries the whole file's MD5, computed before it started.
+        (create,) = [r for r in writes if "uploads" in r.query]
+        assert create.headers["x-amz-meta-artifactio-md5"] == hashlib.md5(big).hexdigest()
     else:
         # The last chunk of the resumable upload carries the whole object's CRC-32C.
         google_crc32c = pytest.importorskip("google_crc32c")
@@ -364,14 +369,23 @@ async def test_uploads_carry_the_checksums_the_service_checks(
 async def test_sync_by_checksum_reads_no_object_back(
     backend: Backend, proxy: FaultProxy, local: LocalStore
 ) -> None:
+    # Small files (one PutObject each) and files uploaded in parts: S3 keeps the
+    # MD5 the transfer computed up front in a multipart upload's metadata too.
     files = {f"f{i:02d}.bin": bytes([i]) * 2000 for i in range(10)}
+    files |= {f"big{i}.bin": random.Random(i).randbytes(backend.big) for i in range(2)}
     await fill(local, files)
     async with backend.store(proxy) as store:
         assert (await artifactio.copy((local, "."), (store, "."), recursive=True)).ok
+        if backend.kind == "s3":
+            creates = [r for r in proxy.requests if r.method == "POST" and "uploads" in r.query]
+            assert len(creates) == 2  # the big files went in parts
         await local.write_bytes("f03.bin", b"x" * 2000)  # same size, other bytes
+        await local.write_bytes("big1.bin", random.Random(7).randbytes(backend.big))
         proxy.requests.clear()
         report = await artifactio.sync((local, "."), (store, "."), compare="checksum")
-        assert (report.transferred, report.skipped, report.failed) == (1, len(files) - 1, 0)
+        assert (report.transferred, report.skipped, report.failed) == (2, len(files) - 2, 0)
+        report = await artifactio.sync((local, "."), (store, "."), compare="checksum")
+        assert (report.transferred, report.skipped, report.failed) == (0, len(files), 0)
     reads = [r for r in proxy.requests if r.method == "GET" and not _is_listing(backend, r)]
     assert [r for r in reads if backend.kind == "s3" or "alt=media" in r.target] == []
 

@@ -8,7 +8,10 @@ directory) and may override the optional ones (``_copy_file``, ``_move``,
 ``_write_whole``, ``_write_batch``, ``_read_batch``) where its service does
 them better. The defaults here build those from the required primitives (or
 decline: ``_copy_from`` and the batches), so a new
-backend is complete as soon as the seven required methods work.
+backend is complete as soon as the seven required methods work. A store that
+keeps a whole-file checksum handed to its writer (S3: the MD5, in the object's
+metadata) names its algorithm in ``kept_checksum`` and overrides
+``_open_writer_with_checksum``.
 
 The public API (argument checks in ZenML's order, ``glob``, ``walk``...) is in
 ``_store.py``; nothing here is called by users directly.
@@ -57,6 +60,12 @@ class StorePrimitives(abc.ABC):
 
     checks_ancestors: ClassVar[bool] = True
     """Whether writing below a file raises ``NotADirectoryError`` (object stores: no)."""
+
+    kept_checksum: ClassVar[str | None] = None
+    """The algorithm (``"md5"``) of the whole-file checksum that a writer of
+    :meth:`_open_writer_with_checksum` keeps with the file it writes, and that
+    :meth:`_checksum` then reports; ``None``: such a checksum is ignored (the
+    default; GCS's own CRC-32C needs none)."""
 
     def __init__(
         self,
@@ -175,6 +184,31 @@ class StorePrimitives(abc.ABC):
         when an ancestor is a file). With ``exclusive``, commit raises
         ``FileExistsError`` if the file exists by then, atomically where possible.
         """
+
+    async def _open_writer_with_checksum(
+        self, key: str, *, exclusive: bool, checksum: str
+    ) -> RawWriter:
+        """:meth:`_open_writer`, told the whole file's checksum (``"md5:<hex>"``) up front.
+
+        Where :attr:`kept_checksum` names its algorithm, the store keeps the
+        checksum with the file, so that a later ``sync(compare="checksum")``
+        compares without reading the file (S3 takes an object's metadata only
+        when an upload starts, before a multipart upload has seen its bytes).
+        It is never wrong: the writer computes the checksum of the bytes it is
+        given, and its commit raises :class:`~artifactio.IntegrityError`,
+        after discarding the upload (nothing is published), when they differ.
+        A checksum of another algorithm is ignored, and so is every checksum
+        where :attr:`kept_checksum` is ``None`` (the default: the plain writer).
+
+        Such a writer hashes parts given with ``write_part`` in the order of
+        their numbers: a part's call returns only once every part before it was
+        handed over (several at once, by other tasks), as bulk transfers do; one
+        task giving the parts last first would wait forever.
+
+        Raises:
+            ValueError: A checksum of the kept algorithm whose value is malformed.
+        """
+        return await self._open_writer(key, exclusive=exclusive)
 
     @abc.abstractmethod
     async def _remove_file(self, key: str) -> None:

@@ -18,8 +18,11 @@ What it asks of the server:
   different is refused. ``PutObject`` also stores the object's MD5 in its
   metadata (``x-amz-meta-artifactio-md5``), which ``stat`` reports as its
   checksum (``"md5:<hex>"``), so ``sync(compare="checksum")`` compares it
-  without reading the object. (A multipart upload starts before its MD5 is
-  known: such objects report no checksum.)
+  without reading the object. A multipart upload starts before its bytes are
+  seen: it carries that metadata only when its writer was told the file's MD5
+  up front (``_open_writer_with_checksum``, which bulk transfers use), and then
+  completes only if the bytes written have that MD5; an object written in parts
+  through ``open(..., "wb")`` reports no checksum.
 - ``copyfile`` and ``rename`` use ``CopyObject`` (``UploadPartCopy`` in parts
   above 5 GiB): no data passes through the client.
 - Multipart uploads and ``x``-mode ``PutObject`` carry a write token in their
@@ -65,6 +68,7 @@ from ._objectstore import (
     ObjectRead,
     ObjectStore,
     ObjectStream,
+    Upload,
     object_changed,
     read_body,
     redact_url,
@@ -426,11 +430,20 @@ class S3Client(ObjectClient):
             key = failure.get("Key", "")
             raise map_error(fake, "delete", bucket, key, self._endpoint) from None
 
-    async def upload(self, bucket: str, key: str, *, exclusive: bool) -> S3Upload:
+    async def upload(
+        self, bucket: str, key: str, *, exclusive: bool, md5: str | None = None
+    ) -> S3Upload:
+        """Start a multipart upload; ``md5``: the whole object's (hex), kept in its metadata.
+
+        The caller checks that the bytes it sends have that MD5 (``ObjectWriter``).
+        """
         token = new_token()
+        metadata = {WRITE_TOKEN: token}
+        if md5 is not None:
+            metadata[CHECKSUM_KEY] = md5
         with self.request("write"):
             upload_id, creation = await create_upload(
-                self, "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata={WRITE_TOKEN: token}
+                self, "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata=metadata
             )
         return S3Upload(
             self, bucket, key, upload_id,
@@ -498,6 +511,8 @@ class S3Store(ObjectStore):
     lean_requests: bool = True
     """Send small hot requests on the lean path (:mod:`._s3_lean`) where it applies."""
 
+    kept_checksum: ClassVar[str | None] = "md5"
+
     def __init__(self, root: str = "s3://", **options: Any) -> None:
         self.config = S3Config(path=root, **options)
         if (self.config.key is None) != (self.config.secret is None):
@@ -529,6 +544,12 @@ class S3Store(ObjectStore):
                 f"{self._full(key)!r}"
             )
         return key
+
+    async def _start_upload(
+        self, client: ObjectClient, obj: str, *, exclusive: bool, md5: str | None
+    ) -> Upload:
+        assert isinstance(client, S3Client)  # what _new_client makes
+        return await client.upload(self.bucket, obj, exclusive=exclusive, md5=md5)
 
     async def _new_client(self) -> S3Client:
         cfg = self.config

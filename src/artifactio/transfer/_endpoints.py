@@ -112,7 +112,9 @@ class Endpoint:
         """
         return await self.store._open_reader(self.store_key(rel, "open"))
 
-    async def open_writer(self, rel: str, *, exclusive: bool) -> RawWriter:
+    async def open_writer(
+        self, rel: str, *, exclusive: bool, checksum: str | None = None
+    ) -> RawWriter:
         """A writer of file ``rel`` below this end (the store's primitive).
 
         Unlike ``open``, it does not look at the path first (one request fewer per
@@ -123,12 +125,19 @@ class Endpoint:
         ``FileExistsError`` if the file exists by then. A directory that appeared
         at the path after the listing is not replaced by a local or in-memory
         store (the commit raises); an object store writes the file beside it.
+        ``checksum`` (``"md5:<hex>"``): the file's, declared up front, for a store
+        that keeps it with the file (``StorePrimitives._open_writer_with_checksum``).
 
         Raises:
             StoreClosedError: The store is closed.
             PermissionError: The path is outside the store.
         """
-        return await self.store._open_writer(self.store_key(rel, "open"), exclusive=exclusive)
+        key = self.store_key(rel, "open")
+        if checksum is None:
+            return await self.store._open_writer(key, exclusive=exclusive)
+        return await self.store._open_writer_with_checksum(
+            key, exclusive=exclusive, checksum=checksum
+        )
 
     async def write_whole(self, rel: str, data: bytes, *, exclusive: bool) -> bool:
         """Write ``data`` as file ``rel`` below this end, all or nothing; whether it was verified.

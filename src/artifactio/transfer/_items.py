@@ -44,6 +44,19 @@ raises :class:`~artifactio.IntegrityError` (retried like any transient error),
 and the destination file that failed the check is removed, so a later ``sync``
 cannot take it for up to date.
 
+A file that goes up in parts to a store that keeps a whole-file checksum with
+it (S3: the MD5, in the object's metadata, which a multipart upload takes only
+when it starts) gets that checksum declared up front
+(``StorePrimitives._open_writer_with_checksum``), so that a later
+``sync(compare="checksum")`` compares it without reading the object back: the
+source's own checksum when it reports one of that algorithm (an object
+written so), else, from a local or in-memory source, one computed before the
+upload starts (the file read a block at a time, hashed in a worker thread).
+The writer hashes what it sends and completes the upload only if the two agree
+(else ``IntegrityError``, retried: the source changed meanwhile). From another
+service's object without such a checksum, none is declared: reading the
+object twice would cost more than it saves.
+
 A dry run moves and deletes nothing; it logs each action it would take at INFO
 on the ``artifactio.transfer`` logger (``would copy SRC -> DST (reason)``,
 ``would delete DST (not in the source)``), which is what ``artifactio cp/sync --dry-run``
@@ -57,9 +70,18 @@ import errno
 import logging
 from typing import TYPE_CHECKING
 
+from .._blocking import run_blocking
 from .._concurrency import for_each_borrowing, shielded
 from .._exceptions import IntegrityError
-from ._checksums import Digest, algorithm, checksums_match, computable, streaming_algorithms
+from ._checksums import (
+    Digest,
+    algorithm,
+    available,
+    checksums_match,
+    computable,
+    decode,
+    streaming_algorithms,
+)
 from ._plan import MIN_PART_SIZE, PARTS_IN_FLIGHT, split_parts
 from ._progress import ItemProgress
 from ._writes import BatchedWrites
@@ -67,7 +89,6 @@ from ._writes import BatchedWrites
 if TYPE_CHECKING:
     from .._concurrency import SharedLimit
     from .._files import RawReader, RawWriter
-    from .._store import AsyncArtifactStore
     from ._endpoints import Endpoint
     from ._plan import Action, TransferPlan
     from ._progress import Tally
@@ -90,6 +111,24 @@ WHOLE_FILE = 256 * 1024
 """A file up to this size (and ``part_size``) is read whole, then written in one step
 (``StorePrimitives._write_whole``: one worker-thread call for a local destination);
 larger ones stream through a writer."""
+
+
+async def _digest_of(reader: RawReader, name: str, block: int) -> str:
+    """The checksum (algorithm ``name``) of the file ``reader`` reads, a block at a time.
+
+    The blocks are read in order and hashed in a worker thread, so the event loop
+    goes on meanwhile and no more than one block is held.
+    """
+    digest = Digest(name)
+    offset, size = 0, reader.size
+    while offset < size:
+        want = min(block, size - offset)
+        chunk = await reader.read_at(offset, want)
+        if len(chunk) != want:
+            raise _changed(offset, len(chunk), want)
+        await run_blocking(digest.update, chunk)
+        offset += want
+    return digest.checksum()
 
 
 class StopTransfer(Exception):
@@ -257,7 +296,8 @@ class ItemRunner:
         """Send a file larger than :data:`WHOLE_FILE` through a writer; its size."""
         # The walk listed the destination: rel is no directory there (else it was
         # a conflict), so the writer opens without looking at it again.
-        writer = await self.dst.open_writer(rel, exclusive=self.exclusive)
+        checksum = await self._declared_checksum(rel, reader)
+        writer = await self.dst.open_writer(rel, exclusive=self.exclusive, checksum=checksum)
         try:
             digests: list[Digest] = []
             if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):
@@ -272,6 +312,24 @@ class ItemRunner:
         if not writer.verified:  # else the service checked the bytes it stored
             await self._verify(self.dst.full(rel), moved, digests)
         return moved
+
+    async def _declared_checksum(self, rel: str, reader: RawReader) -> str | None:
+        """The checksum to declare to the writer of ``rel``, where the destination keeps one.
+
+        Only for a file that may go up in parts: a single request has the store
+        compute the checksum itself.
+        """
+        name = self.dst.store.kept_checksum
+        single = min(self.dst.store.part_size, max(self.plan.part_size, MIN_PART_SIZE))
+        if name is None or not available(name) or reader.size <= single:
+            return None
+        reported = await self.src.checksum(rel)
+        decoded = decode(reported) if reported else None
+        if decoded is not None and decoded[0] == name:
+            return f"{name}:{decoded[1].hex()}"
+        if not self.src.store.inline_capable:  # another service: not read twice
+            return None
+        return await _digest_of(reader, name, self.plan.part_size)
 
     async def _write_whole(self, rel: str, data: bytes, item: ItemProgress) -> int:
         """Write a file held whole (one step: ``StorePrimitives._write_whole``); its size.
@@ -389,14 +447,15 @@ class ItemRunner:
             return match
         name = computable(a, b)
         if algorithm(a) != name:
-            a = await self._compute(self.src.store, self.src.full(rel), name)
+            a = await self._compute(self.src, rel, name)
         if algorithm(b) != name:
-            b = await self._compute(self.dst.store, self.dst.full(rel), name)
+            b = await self._compute(self.dst, rel, name)
         return checksums_match(a, b) is True
 
-    async def _compute(self, store: AsyncArtifactStore, path: str, name: str) -> str:
-        digest = Digest(name)
-        async with store.open(path, "rb") as f:
-            while chunk := await f.read(self.plan.part_size):
-                digest.update(chunk)
-        return digest.checksum()
+    async def _compute(self, end: Endpoint, rel: str, name: str) -> str:
+        reader = await end.open_reader(rel)
+        try:
+            return await _digest_of(reader, name, self.plan.part_size)
+        finally:
+            with shielded():
+                await reader.aclose()

@@ -35,7 +35,7 @@ from ..._paths import StoreRoot, base_name
 from ..._store import AsyncArtifactStore
 from ._pool import ClientPool
 from ._reader import ObjectReader
-from ._writer import ObjectWriter
+from ._writer import ObjectWriter, declared_md5
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from ..._files import RawReader, RawWriter
-    from ._client import ListPage, ObjectClient, ObjectMeta
+    from ._client import ListPage, ObjectClient, ObjectMeta, Upload
 
 __all__ = ["ObjectStore"]
 
@@ -161,6 +161,16 @@ class ObjectStore(AsyncArtifactStore):
 
     async def _client(self) -> ObjectClient:
         return await self._pool.get()
+
+    async def _start_upload(
+        self, client: ObjectClient, obj: str, *, exclusive: bool, md5: str | None
+    ) -> Upload:
+        """Start the upload in parts of object ``obj``; ``md5`` (hex) is the file's, if declared.
+
+        The default ignores ``md5`` (a store whose :attr:`kept_checksum` is
+        ``"md5"`` overrides this to keep it with the object).
+        """
+        return await client.upload(self.bucket, obj, exclusive=exclusive)
 
     async def _aclose(self) -> None:
         await self._pool.aclose()
@@ -348,10 +358,16 @@ class ObjectStore(AsyncArtifactStore):
             raise self._err(FileNotFoundError, "open", key) from exc
         return ObjectReader(self, obj, self._full(key), first)
 
-    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
-        writer = ObjectWriter(self, self._obj(key), exclusive)
+    async def _open_writer(self, key: str, *, exclusive: bool, md5: str | None = None) -> RawWriter:
+        writer = ObjectWriter(self, self._obj(key), exclusive, md5)
         writer.parallel_parts = (await self._client()).parts_in_any_order
         return writer
+
+    async def _open_writer_with_checksum(
+        self, key: str, *, exclusive: bool, checksum: str
+    ) -> RawWriter:
+        md5 = declared_md5(checksum) if self.kept_checksum == "md5" else None
+        return await self._open_writer(key, exclusive=exclusive, md5=md5)
 
     @_named
     async def _remove_file(self, key: str) -> None:

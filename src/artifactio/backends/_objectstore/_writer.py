@@ -5,16 +5,33 @@ multipart (S3) or resumable (GCS) upload whose parts go up while the caller
 keeps writing. Closing completes it; an exception or a cancellation aborts it,
 leaving neither an object nor a pending upload. A writer dropped without being
 closed aborts its upload too (on its loop, with a ``ResourceWarning``).
+
+A writer told the file's MD5 up front (``StorePrimitives._open_writer_with_checksum``)
+has it stored with a multipart upload (the service takes metadata only when an
+upload starts) and computes the MD5 of what it is given as it goes, in a worker
+thread: parts written in any order are hashed in the order of their numbers,
+each as soon as those before it were (its call waits for them, holding its
+bytes: never more than the callers hold), and a part sent again (a retry) must
+bring the bytes hashed the first time (their CRC-32 is kept). Committing
+compares the two before completing the upload; on a mismatch it aborts the
+upload and raises :class:`~artifactio.IntegrityError`: nothing is published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import logging
+import re
 import warnings
-from typing import TYPE_CHECKING
+import zlib
+from typing import TYPE_CHECKING, Any
 
+from ..._blocking import run_blocking
+from ..._concurrency import shielded
+from ..._exceptions import IntegrityError
 from ..._files import RawWriter
 
 if TYPE_CHECKING:
@@ -31,6 +48,28 @@ _PARTS_PER_STEP = 1000
 _DROPPED: set[asyncio.Task[None]] = set()
 """Aborts of uploads whose writer was dropped without being closed (kept until done)."""
 
+_MD5 = re.compile(r"md5:([0-9a-f]{32})")
+
+
+def declared_md5(checksum: str | None) -> str | None:
+    """The hex MD5 of a declared ``"md5:<hex>"`` checksum; ``None`` for none or another algorithm.
+
+    Raises:
+        ValueError: An ``md5:`` checksum that is not 32 hex digits.
+    """
+    if checksum is None or checksum.partition(":")[0].strip().lower() != "md5":
+        return None
+    found = _MD5.fullmatch(checksum.strip().lower())
+    if found is None:
+        raise ValueError(f"not an MD5 checksum (md5:<32 hex digits>): {checksum!r}")
+    return found.group(1)
+
+
+def _hash_part(md5: Any, data: bytes) -> int:
+    """Feed ``data`` to the running MD5; its CRC-32 (to recognise the part if it comes again)."""
+    md5.update(data)
+    return zlib.crc32(data)
+
 
 class ObjectWriter(RawWriter):
     """Buffers a file; one upload when small, a multipart upload when large.
@@ -42,12 +81,26 @@ class ObjectWriter(RawWriter):
 
     Where the service takes parts in any order (S3), :meth:`write_part` sends the
     parts a bulk transfer numbers itself, several at once from its own tasks.
+
+    Args:
+        store: The store.
+        obj: The object's key.
+        exclusive: Completing fails if the object exists.
+        md5: The file's MD5 (hex), declared up front: it goes with the upload
+            (see the module docstring) and the commit fails unless the bytes
+            written have it.
     """
 
-    def __init__(self, store: ObjectStore, obj: str, exclusive: bool) -> None:
+    def __init__(
+        self, store: ObjectStore, obj: str, exclusive: bool, md5: str | None = None
+    ) -> None:
         self._store = store
         self._obj = obj
         self._exclusive = exclusive
+        self._md5 = md5
+        self._hash: Any = hashlib.md5(usedforsecurity=False) if md5 is not None else None
+        self._crcs: list[int] = []  # of the parts hashed so far, in order
+        self._hashed = asyncio.Event()  # set (and replaced) whenever a part was hashed
         self._buf = bytearray()
         self._upload: Upload | None = None
         self._starting: asyncio.Task[Upload] | None = None
@@ -93,7 +146,9 @@ class ObjectWriter(RawWriter):
             if self._starting is None:
                 self._loop = asyncio.get_running_loop()
                 self._starting = self._loop.create_task(
-                    client.upload(self._store.bucket, self._obj, exclusive=self._exclusive)
+                    self._store._start_upload(
+                        client, self._obj, exclusive=self._exclusive, md5=self._md5
+                    )
                 )
             # Shielded: once the server may have made the upload, abort() must learn
             # its id to discard it, whatever cancels this task meanwhile.
@@ -104,12 +159,38 @@ class ObjectWriter(RawWriter):
     async def write_part(self, index: int, offset: int, data: bytes) -> None:
         upload = await self._started()
         self._parts = max(self._parts, index + 1)
+        if self._hash is not None:
+            await self._hash_in_turn(index, data)
         await upload.add_part(index + 1, data)
+
+    async def _hash_in_turn(self, index: int, data: bytes) -> None:
+        """Feed part ``index`` to the running MD5 once every part before it was.
+
+        A part hashed already (sent again after a failure) must bring the same
+        bytes: the MD5 holds the first ones.
+        """
+        while len(self._crcs) < index:
+            await self._hashed.wait()
+        if index < len(self._crcs):
+            if await run_blocking(zlib.crc32, data) != self._crcs[index]:
+                raise IntegrityError(
+                    errno.EIO,
+                    f"write: part {index + 1} came again with other bytes "
+                    "(the source changed while it was read)",
+                    self._store._full(self._store._store_key(self._obj)),
+                )
+            return
+        with shielded():  # the MD5 and the CRCs stay in step, whatever cancels
+            self._crcs.append(await run_blocking(_hash_part, self._hash, data))
+        hashed, self._hashed = self._hashed, asyncio.Event()
+        hashed.set()
 
     async def _send(self, part: bytes) -> None:
         upload = await self._started()
         while len(self._in_flight) >= max(1, upload.max_in_flight):
             await self._wait_one()
+        if self._hash is not None:
+            await self._hash_in_turn(self._parts, part)
         self._parts += 1
         task = asyncio.get_running_loop().create_task(upload.add_part(self._parts, part))
         self._in_flight.add(task)
@@ -129,13 +210,31 @@ class ObjectWriter(RawWriter):
         self._buf.clear()
         client = await self._store._client()
         if self._upload is None:
+            if self._hash is not None:  # the service computes the MD5 it keeps itself
+                await self._check_md5(data)
             await client.put(self._store.bucket, self._obj, data, exclusive=self._exclusive)
         else:
             while self._in_flight:
                 await self._wait_one()
+            if self._hash is not None:
+                await self._check_md5(data)
             await self._upload.complete(data)
             self._upload = self._starting = None
         self.verified = client.checks_writes
+
+    async def _check_md5(self, final: bytes) -> None:
+        """Hash the final piece; unless the MD5 is the declared one, abort the upload and raise."""
+        if len(self._crcs) == self._parts:  # else a part is missing: complete() refuses
+            await self._hash_in_turn(self._parts, final)
+        got = self._hash.hexdigest()
+        if got != self._md5:
+            with shielded():
+                await self.abort()
+            raise IntegrityError(
+                errno.EIO,
+                f"write: the bytes written have MD5 {got}, not the declared {self._md5}",
+                self._store._full(self._store._store_key(self._obj)),
+            )
 
     async def abort(self) -> None:
         self._buf.clear()
