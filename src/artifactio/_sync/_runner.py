@@ -102,7 +102,7 @@ import anyio
 
 from .._blocking import call_context, run_inline
 from .._exceptions import StoreClosedError
-from ._own_loop import OwnLoop
+from ._own_loop import OwnLoop, new_event_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -138,7 +138,7 @@ class _LoopThread(NamedTuple):
 
     @classmethod
     def start(cls, name: str) -> _LoopThread:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         stop = asyncio.Event()
         # anyio.run (not loop.run_forever): anyio takes the task it runs for its
         # root task, so its worker threads live across calls instead of being
