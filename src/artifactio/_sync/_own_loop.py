@@ -17,14 +17,8 @@ raises ``KeyboardInterrupt``; a second ``Ctrl-C`` stops that wait. So the
 interrupt never lands inside the loop's own machinery or a connection's
 callbacks, and the loop stays usable.
 
-Which event loop: :func:`new_event_loop` makes every loop of the facade (this
-one, the loop thread's, and that of the blocking transfers of
-:mod:`artifactio.blocking`). The environment variable ``ARTIFACTIO_EVENT_LOOP``
-says which kind, read each time a loop is made: ``uvloop`` (the ``uvloop``
-extra; an ``ImportError`` when it is not installed), ``asyncio`` (the standard
-library's loop), or unset or empty: uvloop when it can be imported, else
-asyncio's. Anything else raises ``ValueError``. This is only about the facade's
-own loops: async code runs on whatever loop its caller runs.
+The loop is asyncio's own whatever ``ARTIFACTIO_EVENT_LOOP`` says (that is for
+the loop threads; :mod:`._runner` says why).
 """
 
 from __future__ import annotations
@@ -48,10 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
     from types import FrameType
 
-__all__ = ["LOOP_ENV", "OwnLoop", "new_event_loop"]
-
-LOOP_ENV = "ARTIFACTIO_EVENT_LOOP"
-"""The environment variable that chooses the kind of the facade's event loops."""
+__all__ = ["OwnLoop"]
 
 T = TypeVar("T")
 
@@ -68,7 +59,7 @@ class OwnLoop:
     """
 
     def __init__(self) -> None:
-        self.loop = new_event_loop()
+        self.loop = asyncio.new_event_loop()
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.close_when_idle = False
@@ -173,29 +164,6 @@ class OwnLoop:
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop for the facade, of the kind ``ARTIFACTIO_EVENT_LOOP`` says.
-
-    Raises:
-        ImportError: ``uvloop`` was asked for and is not installed.
-        ValueError: The variable names neither ``uvloop`` nor ``asyncio``.
-    """
-    choice = os.environ.get(LOOP_ENV, "").strip().lower()
-    if choice == "asyncio":
-        return asyncio.new_event_loop()
-    if choice not in ("", "uvloop"):
-        raise ValueError(f"{LOOP_ENV}={choice!r}: expected 'uvloop' or 'asyncio' (or unset)")
-    try:
-        import uvloop
-    except ImportError as exc:
-        if not choice:
-            return asyncio.new_event_loop()
-        raise ImportError(
-            f"{LOOP_ENV}=uvloop but uvloop is not installed (pip install 'artifactio[uvloop]')"
-        ) from exc
-    return uvloop.new_event_loop()
 
 
 async def _wind_down(timeout: float | None) -> None:
