@@ -489,9 +489,9 @@ class SendBody(aiohttp.payload.Payload):
         be read, a body is never taken as delivered).
         """
         transport = self._transport
-        if not self.sent or not isinstance(transport, asyncio.WriteTransport):
-            return False
-        if transport.get_write_buffer_size():
+        # Duck-typed: uvloop's transports are no asyncio.WriteTransport, but have the same methods.
+        buffered = getattr(transport, "get_write_buffer_size", None)
+        if not self.sent or transport is None or buffered is None or buffered():
             return False
         sock = transport.get_extra_info("socket")
         try:
