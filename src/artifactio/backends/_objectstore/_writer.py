@@ -159,9 +159,22 @@ class ObjectWriter(RawWriter):
     async def write_part(self, index: int, offset: int, data: bytes) -> None:
         upload = await self._started()
         self._parts = max(self._parts, index + 1)
-        if self._hash is not None:
+        if self._hash is None:
+            await upload.add_part(index + 1, data)
+            return
+        # The part goes up while it waits for its turn to be hashed.
+        sending = asyncio.get_running_loop().create_task(upload.add_part(index + 1, data))
+        try:
             await self._hash_in_turn(index, data)
-        await upload.add_part(index + 1, data)
+            await asyncio.shield(sending)
+        except BaseException:
+            if not sending.done():
+                sending.cancel()
+                with shielded(), contextlib.suppress(BaseException):
+                    await sending
+            elif not sending.cancelled():
+                sending.exception()  # retrieved: the hash's failure is raised
+            raise
 
     async def _hash_in_turn(self, index: int, data: bytes) -> None:
         """Feed part ``index`` to the running MD5 once every part before it was.
