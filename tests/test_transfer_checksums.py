@@ -2,16 +2,20 @@
 
 S3 takes an object's metadata only when its upload starts, so a writer told the
 file's MD5 up front (``_open_writer_with_checksum``) has it stored with its
-multipart upload, hashes what it sends, and completes only if the two agree.
-Bulk transfers declare it (the source's own MD5, or one computed from a local
-or in-memory source), so ``sync(compare="checksum")`` later compares without
-reading the object; test_transfer_faults.py counts the requests of that.
+multipart upload, and publishes only bytes that have it: told each part's
+CRC-32 too, every part must have its own; told the MD5 alone, the writer hashes
+what it sends and completes only if the two agree. Bulk transfers declare it
+(the source's own MD5 for the version they read, or one computed from a local
+or in-memory source with the parts' CRC-32s), so ``sync(compare="checksum")``
+later compares without reading the object; test_transfer_faults.py counts the
+requests of that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,11 +25,14 @@ import artifactio
 from _s3_fixtures import PART, keys_below, pending_uploads
 from _server_fixtures import BUCKET
 from _transfer_fixtures import transfer_local  # noqa: F401 - the "local" fixture
-from artifactio import IntegrityError, RawReader
+from artifactio import IntegrityError, RawReader, RawWriter
 from artifactio.backends.memory import MemoryStore
 from artifactio.backends.s3 import S3Store
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from artifactio.backends.local import LocalStore
     from artifactio.embedded import SeaweedFS
 
@@ -112,6 +119,68 @@ async def test_a_part_sent_again_must_bring_the_same_bytes(s3_store: S3Store, ra
     assert pending_uploads(raw_s3, s3_store.root) == []
 
 
+def _crcs(data: bytes) -> list[int]:
+    return [zlib.crc32(data[offset : offset + PART]) for offset in range(0, len(data), PART)]
+
+
+@pytest.mark.s3
+async def test_parts_with_their_declared_crcs_go_in_any_order_from_one_task(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    # Nothing is hashed in order: one task may give the parts last first.
+    data = _data()
+    writer = await s3_store._open_writer_with_checksum(
+        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
+    )
+    try:
+        for index, offset in reversed(list(enumerate(range(0, len(data), PART)))):
+            await writer.write_part(index, offset, data[offset : offset + PART])
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+    assert await s3_store.read_bytes("big.bin") == data
+    assert await s3_store._checksum("big.bin") == f"md5:{_md5(data)}"
+
+
+@pytest.mark.s3
+async def test_a_part_without_its_declared_crc_publishes_nothing(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    data = _data()
+    writer = await s3_store._open_writer_with_checksum(
+        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
+    )
+    try:
+        await writer.write_part(0, 0, data[:PART])
+        changed = data[PART : 2 * PART - 1] + b"!"  # the same size, one byte other
+        with pytest.raises(IntegrityError, match="CRC-32"):
+            await writer.write_part(1, PART, changed)
+    finally:
+        await writer.abort()
+    assert keys_below(raw_s3, s3_store.root) == []
+    assert pending_uploads(raw_s3, s3_store.root) == []
+
+
+@pytest.mark.s3
+async def test_an_upload_missing_a_declared_part_is_not_completed(
+    s3_store: S3Store, raw_s3: Any
+) -> None:
+    data = _data()
+    writer = await s3_store._open_writer_with_checksum(
+        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
+    )
+    try:
+        await writer.write_part(0, 0, data[:PART])
+        await writer.write_part(2, 2 * PART, data[2 * PART :])
+        with pytest.raises(IntegrityError, match="declared"):
+            await writer.commit()
+    finally:
+        await writer.abort()
+    assert keys_below(raw_s3, s3_store.root) == []
+    assert pending_uploads(raw_s3, s3_store.root) == []
+
+
 @pytest.mark.s3
 async def test_a_malformed_md5_is_refused(s3_store: S3Store) -> None:
     with pytest.raises(ValueError, match="MD5"):
@@ -173,6 +242,52 @@ async def test_a_source_that_changed_after_its_md5_was_computed_is_not_published
     assert "IntegrityError" in report.failures[0]["error"]
     assert keys_below(raw_s3, s3_store.root) == []
     assert pending_uploads(raw_s3, s3_store.root) == []
+
+
+class _ChangingSourceS3(S3Store):
+    """Rewrites a local file (same size, other bytes) once, when its writer opens.
+
+    That is after the transfer computed the file's MD5 and part CRC-32s, before
+    any part goes up.
+    """
+
+    source: Path | None = None
+
+    async def _open_writer_with_checksum(
+        self,
+        key: str,
+        *,
+        exclusive: bool,
+        checksum: str,
+        part_crcs: Sequence[int] | None = None,
+        pinned: bool = False,
+    ) -> RawWriter:
+        if self.source is not None:
+            self.source.write_bytes(_data(seed=2))
+            self.source = None
+        return await super()._open_writer_with_checksum(
+            key, exclusive=exclusive, checksum=checksum, part_crcs=part_crcs, pinned=pinned
+        )
+
+
+@pytest.mark.s3
+async def test_a_file_changed_after_its_md5_was_computed_is_not_published(
+    s3_store: S3Store, raw_s3: Any, seaweedfs: SeaweedFS, local: LocalStore, tmp_path: Path
+) -> None:
+    await local.write_bytes("big.bin", _data())
+    async with _ChangingSourceS3(s3_store.root, part_size=PART, **seaweedfs.store_options()) as s3:
+        s3.source = tmp_path / "local" / "big.bin"
+        assert s3.source.read_bytes() == _data()  # the local store's file
+        args = ((local, "big.bin"), (s3, "big.bin"))
+        report = await artifactio.copy(*args, part_size=PART, retries=0)
+        assert report.failed == 1
+        assert "IntegrityError" in report.failures[0]["error"]
+        assert keys_below(raw_s3, s3_store.root) == []
+        assert pending_uploads(raw_s3, s3_store.root) == []
+        # Tried again, the file is what it is now, and so is its MD5.
+        assert (await artifactio.copy(*args, part_size=PART)).ok
+    assert await s3_store.read_bytes("big.bin") == _data(seed=2)
+    assert _metadata(raw_s3, s3_store, "big.bin")["artifactio-md5"] == _md5(_data(seed=2))
 
 
 @pytest.mark.s3

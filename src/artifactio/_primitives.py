@@ -11,7 +11,8 @@ decline: ``_copy_from`` and the batches), so a new
 backend is complete as soon as the seven required methods work. A store that
 keeps a whole-file checksum handed to its writer (S3: the MD5, in the object's
 metadata) names its algorithm in ``kept_checksum`` and overrides
-``_open_writer_with_checksum``.
+``_open_writer_with_checksum``; a store whose reads are pinned to one version
+of a file overrides ``_pinned_checksum``.
 
 The public API (argument checks in ZenML's order, ``glob``, ``walk``...) is in
 ``_store.py``; nothing here is called by users directly.
@@ -186,7 +187,13 @@ class StorePrimitives(abc.ABC):
         """
 
     async def _open_writer_with_checksum(
-        self, key: str, *, exclusive: bool, checksum: str
+        self,
+        key: str,
+        *,
+        exclusive: bool,
+        checksum: str,
+        part_crcs: Sequence[int] | None = None,
+        pinned: bool = False,
     ) -> RawWriter:
         """:meth:`_open_writer`, told the whole file's checksum (``"md5:<hex>"``) up front.
 
@@ -194,21 +201,46 @@ class StorePrimitives(abc.ABC):
         checksum with the file, so that a later ``sync(compare="checksum")``
         compares without reading the file (S3 takes an object's metadata only
         when an upload starts, before a multipart upload has seen its bytes).
-        It is never wrong: the writer computes the checksum of the bytes it is
-        given, and its commit raises :class:`~artifactio.IntegrityError`,
-        after discarding the upload (nothing is published), when they differ.
         A checksum of another algorithm is ignored, and so is every checksum
         where :attr:`kept_checksum` is ``None`` (the default: the plain writer).
 
-        Such a writer hashes parts given with ``write_part`` in the order of
-        their numbers: a part's call returns only once every part before it was
-        handed over (several at once, by other tasks), as bulk transfers do; one
-        task giving the parts last first would wait forever.
+        The kept checksum is never wrong; how the writer makes sure depends on
+        what comes with it:
+
+        - ``part_crcs``, the CRC-32 of each part the file will be written in
+          (``write_part``'s index ``i`` is part ``i``; the last part may be the
+          piece left for the commit): each part must have its CRC-32 (else that
+          part's write raises :class:`~artifactio.IntegrityError`), and the
+          commit publishes the file only when every declared part, and no other,
+          was written. Parts may come in any order.
+        - ``pinned``: the caller vouches that the bytes come from one version
+          that the checksum is of and that cannot change while it is read (see
+          :meth:`_pinned_checksum`); nothing is checked.
+        - neither: the writer hashes what it is given and its commit raises
+          ``IntegrityError`` when the two differ. It hashes parts given with
+          ``write_part`` in the order of their numbers: a part's call returns
+          only once every part before it was handed over (several at once, by
+          other tasks); one task giving the parts last first would wait forever.
+
+        Whatever fails, the caller aborts the writer: nothing is published.
 
         Raises:
             ValueError: A checksum of the kept algorithm whose value is malformed.
         """
         return await self._open_writer(key, exclusive=exclusive)
+
+    async def _pinned_checksum(self, key: str, reader: RawReader) -> str | None:
+        """The checksum the store keeps of the very bytes ``reader`` (of ``key``) reads.
+
+        Only a store whose reads are pinned to one version of the file (S3's
+        ``If-Match``, GCS's generation: a file replaced meanwhile fails the read)
+        can vouch for that; the checksum must then be that version's. The
+        default says nothing (``None``): a file may change under its reader.
+
+        Raises:
+            FileNotFoundError: No such file.
+        """
+        return None
 
     @abc.abstractmethod
     async def _remove_file(self, key: str) -> None:

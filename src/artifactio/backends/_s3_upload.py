@@ -28,11 +28,14 @@ request, and the repeat meets the first attempt's work:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import errno
 import functools
 import io
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -40,12 +43,14 @@ from typing import TYPE_CHECKING, Any, cast
 from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import ClientError, HTTPClientError
 
+from .._blocking import run_blocking
 from .._concurrency import shielded
+from .._exceptions import IntegrityError
 from ._objectstore import Upload
 from ._objectstore._client import WRITE_TOKEN, SendBody, send_bounded
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
+    from collections.abc import AsyncIterable, Sequence
 
     from .s3 import S3Client
 
@@ -238,6 +243,14 @@ async def _uploads_of(
 class S3Upload(Upload):
     """A multipart upload; parts go up in any order, several at once.
 
+    Every part carries its CRC-32, which S3 checks. An upload told the CRC-32 of
+    each part up front (``part_crcs``: that of the object's MD5 in its metadata,
+    computed before the upload) computes that of each part's bytes itself (in a
+    worker thread, the CRC-32 botocore would compute) and sends the part only
+    when the two agree, else raises :class:`~artifactio.IntegrityError`; it
+    completes only when every declared part, and no other, was sent. So the MD5
+    kept with the object is of the bytes it holds, without hashing them again.
+
     Args:
         client: The client that created it.
         bucket: The bucket.
@@ -248,6 +261,7 @@ class S3Upload(Upload):
         token: The write token in the upload's metadata.
         creation: How its create went (orphans are looked for at the end when
             it was repeated).
+        part_crcs: The CRC-32 each part must have, in order (``None``: any).
     """
 
     def __init__(
@@ -261,6 +275,7 @@ class S3Upload(Upload):
         max_in_flight: int,
         token: str,
         creation: Creation,
+        part_crcs: Sequence[int] | None = None,
     ) -> None:
         self._client = client
         self._bucket = bucket
@@ -270,10 +285,29 @@ class S3Upload(Upload):
         self._token = token
         self._creation: Creation | None = creation if creation.repeated else None
         self._parts: dict[int, dict[str, Any]] = {}
+        self._crcs = tuple(part_crcs) if part_crcs is not None else None
         self.max_in_flight = max_in_flight
+
+    def _mismatch(self, detail: str) -> IntegrityError:
+        return IntegrityError(errno.EIO, f"write: {detail}", f"s3://{self._bucket}/{self._key}")
+
+    async def _declared_crc(self, number: int, data: bytes) -> dict[str, str]:
+        """The checksum parameter of part ``number``, which must have its declared CRC-32."""
+        assert self._crcs is not None
+        if not 0 < number <= len(self._crcs):
+            raise self._mismatch(f"part {number} is beyond the {len(self._crcs)} declared")
+        crc = await run_blocking(zlib.crc32, data)
+        if crc != self._crcs[number - 1]:
+            raise self._mismatch(
+                f"part {number} has CRC-32 {crc:08x}, not the declared "
+                f"{self._crcs[number - 1]:08x} (the source changed after its checksum was taken)"
+            )
+        return {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode()}
 
     async def add_part(self, number: int, data: bytes) -> None:
         client = self._client
+        # Told the part's CRC-32, botocore sends it rather than computing it.
+        extra = await self._declared_crc(number, data) if self._crcs is not None else {}
         with client.map_errors("write", self._bucket, self._key), client.request("write"):
             response = await client.s3.upload_part(
                 Bucket=self._bucket,
@@ -282,6 +316,7 @@ class S3Upload(Upload):
                 PartNumber=number,
                 Body=data,
                 ChecksumAlgorithm="CRC32",
+                **extra,
             )
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in response:
@@ -291,6 +326,8 @@ class S3Upload(Upload):
     async def complete(self, final: bytes) -> None:
         if final or not self._parts:
             await self.add_part(max(self._parts, default=0) + 1, final)
+        if self._crcs is not None and len(self._parts) != len(self._crcs):
+            raise self._mismatch(f"{len(self._parts)} parts sent, {len(self._crcs)} declared")
         extra = {"IfNoneMatch": "*"} if self._exclusive else {}
         client = self._client
         try:

@@ -21,8 +21,10 @@ What it asks of the server:
   without reading the object. A multipart upload starts before its bytes are
   seen: it carries that metadata only when its writer was told the file's MD5
   up front (``_open_writer_with_checksum``, which bulk transfers use), and then
-  completes only if the bytes written have that MD5; an object written in parts
-  through ``open(..., "wb")`` reports no checksum.
+  completes only if the bytes written have that MD5 (a bulk transfer declares
+  each part's CRC-32 with it, which every part must have: see
+  :class:`~._s3_upload.S3Upload`); an object written in parts through
+  ``open(..., "wb")`` reports no checksum.
 - ``copyfile`` and ``rename`` use ``CopyObject`` (``UploadPartCopy`` in parts
   above 5 GiB): no data passes through the client.
 - Multipart uploads and ``x``-mode ``PutObject`` carry a write token in their
@@ -90,6 +92,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
     from .._paths import PathType
+    from ._objectstore._writer import Declared
 
 __all__ = ["LOGGERS", "S3Client", "S3Store"]
 
@@ -431,16 +434,17 @@ class S3Client(ObjectClient):
             raise map_error(fake, "delete", bucket, key, self._endpoint) from None
 
     async def upload(
-        self, bucket: str, key: str, *, exclusive: bool, md5: str | None = None
+        self, bucket: str, key: str, *, exclusive: bool, declared: Declared | None = None
     ) -> S3Upload:
-        """Start a multipart upload; ``md5``: the whole object's (hex), kept in its metadata.
+        """Start a multipart upload; ``declared``: the object's MD5, kept in its metadata.
 
-        The caller checks that the bytes it sends have that MD5 (``ObjectWriter``).
+        The upload (:class:`S3Upload`) checks the parts' CRC-32s declared with
+        it; without them the caller makes sure of the MD5 (``ObjectWriter``).
         """
         token = new_token()
         metadata = {WRITE_TOKEN: token}
-        if md5 is not None:
-            metadata[CHECKSUM_KEY] = md5
+        if declared is not None and declared.md5 is not None:
+            metadata[CHECKSUM_KEY] = declared.md5
         with self.request("write"):
             upload_id, creation = await create_upload(
                 self, "write", bucket, key, ChecksumAlgorithm="CRC32", Metadata=metadata
@@ -448,6 +452,7 @@ class S3Client(ObjectClient):
         return S3Upload(
             self, bucket, key, upload_id,
             exclusive=exclusive, max_in_flight=self._max_in_flight, token=token, creation=creation,
+            part_crcs=declared.part_crcs if declared else None,
         )  # fmt: skip
 
     async def aclose(self) -> None:
@@ -546,10 +551,10 @@ class S3Store(ObjectStore):
         return key
 
     async def _start_upload(
-        self, client: ObjectClient, obj: str, *, exclusive: bool, md5: str | None
+        self, client: ObjectClient, obj: str, *, exclusive: bool, declared: Declared
     ) -> Upload:
         assert isinstance(client, S3Client)  # what _new_client makes
-        return await client.upload(self.bucket, obj, exclusive=exclusive, md5=md5)
+        return await client.upload(self.bucket, obj, exclusive=exclusive, declared=declared)
 
     async def _new_client(self) -> S3Client:
         cfg = self.config

@@ -38,7 +38,7 @@ from .._registry import open_store
 from .._store import AsyncArtifactStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from .._files import RawReader, RawWriter
 
@@ -91,6 +91,16 @@ class Endpoint:
         """
         return await self.store._checksum(self.store_key(rel, "stat"))
 
+    async def pinned_checksum(self, rel: str, reader: RawReader) -> str | None:
+        """The checksum the store keeps of the very bytes ``reader`` of ``rel`` reads, if any.
+
+        See ``StorePrimitives._pinned_checksum``.
+
+        Raises:
+            FileNotFoundError: No such file.
+        """
+        return await self.store._pinned_checksum(self.store_key(rel, "stat"), reader)
+
     async def copy_from(self, source: Endpoint, rel: str, *, exclusive: bool) -> int | None:
         """Copy file ``rel`` of ``source`` here without streaming it, where the stores can.
 
@@ -113,7 +123,13 @@ class Endpoint:
         return await self.store._open_reader(self.store_key(rel, "open"))
 
     async def open_writer(
-        self, rel: str, *, exclusive: bool, checksum: str | None = None
+        self,
+        rel: str,
+        *,
+        exclusive: bool,
+        checksum: str | None = None,
+        part_crcs: Sequence[int] | None = None,
+        pinned: bool = False,
     ) -> RawWriter:
         """A writer of file ``rel`` below this end (the store's primitive).
 
@@ -126,7 +142,8 @@ class Endpoint:
         at the path after the listing is not replaced by a local or in-memory
         store (the commit raises); an object store writes the file beside it.
         ``checksum`` (``"md5:<hex>"``): the file's, declared up front, for a store
-        that keeps it with the file (``StorePrimitives._open_writer_with_checksum``).
+        that keeps it with the file, with each part's CRC-32 or ``pinned``
+        (``StorePrimitives._open_writer_with_checksum``).
 
         Raises:
             StoreClosedError: The store is closed.
@@ -136,7 +153,7 @@ class Endpoint:
         if checksum is None:
             return await self.store._open_writer(key, exclusive=exclusive)
         return await self.store._open_writer_with_checksum(
-            key, exclusive=exclusive, checksum=checksum
+            key, exclusive=exclusive, checksum=checksum, part_crcs=part_crcs, pinned=pinned
         )
 
     async def write_whole(self, rel: str, data: bytes, *, exclusive: bool) -> bool:

@@ -49,13 +49,17 @@ it (S3: the MD5, in the object's metadata, which a multipart upload takes only
 when it starts) gets that checksum declared up front
 (``StorePrimitives._open_writer_with_checksum``), so that a later
 ``sync(compare="checksum")`` compares it without reading the object back: the
-source's own checksum when it reports one of that algorithm (an object
-written so), else, from a local or in-memory source, one computed before the
-upload starts (the file read a block at a time, hashed in a worker thread).
-The writer hashes what it sends and completes the upload only if the two agree
-(else ``IntegrityError``, retried: the source changed meanwhile). From another
-service's object without such a checksum, none is declared: reading the
-object twice would cost more than it saves.
+source's own checksum when it reports one of that algorithm for the very
+version its reads are pinned to (an S3 object written so: it cannot change
+while it is read, so nothing needs checking), else, from a local or in-memory
+source, one computed before the upload starts (the file read a part at a time,
+hashed in a worker thread), together with the CRC-32 of each part at the
+boundaries the parts are then sent with. The upload refuses a part whose bytes
+lack their CRC-32 (``IntegrityError``, retried: the source changed meanwhile),
+so the file is not hashed twice. (A file no larger than one plan part, which
+goes in order and is cut by the writer, is hashed again by the writer
+instead.) From another service's object without such a checksum, none is
+declared: reading the object twice would cost more than it saves.
 
 A dry run moves and deletes nothing; it logs each action it would take at INFO
 on the ``artifactio.transfer`` logger (``would copy SRC -> DST (reason)``,
@@ -68,6 +72,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._blocking import run_blocking
@@ -111,6 +117,42 @@ WHOLE_FILE = 256 * 1024
 """A file up to this size (and ``part_size``) is read whole, then written in one step
 (``StorePrimitives._write_whole``: one worker-thread call for a local destination);
 larger ones stream through a writer."""
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """The checksum declared to a writer (``StorePrimitives._open_writer_with_checksum``)."""
+
+    checksum: str | None  # None: nothing declared
+    part_crcs: list[int] | None = None  # of the parts of split_parts, in order
+    pinned: bool = False
+
+
+_UNDECLARED = _Declared(None)
+
+
+def _hash_block(digest: Digest, chunk: bytes) -> int:
+    """Feed ``chunk`` to ``digest``; its CRC-32."""
+    digest.update(chunk)
+    return zlib.crc32(chunk)
+
+
+async def _digest_and_crcs(
+    reader: RawReader, name: str, parts: list[tuple[int, int]]
+) -> tuple[str, list[int]]:
+    """The checksum (algorithm ``name``) of what ``reader`` reads, and each part's CRC-32.
+
+    The parts (``(offset, length)``, in order, covering the file) are read one
+    after the other and hashed in a worker thread, one call each.
+    """
+    digest = Digest(name)
+    crcs: list[int] = []
+    for offset, length in parts:
+        chunk = await reader.read_at(offset, length)
+        if len(chunk) != length:
+            raise _changed(offset, len(chunk), length)
+        crcs.append(await run_blocking(_hash_block, digest, chunk))
+    return digest.checksum(), crcs
 
 
 async def _digest_of(reader: RawReader, name: str, block: int) -> str:
@@ -296,12 +338,19 @@ class ItemRunner:
         """Send a file larger than :data:`WHOLE_FILE` through a writer; its size."""
         # The walk listed the destination: rel is no directory there (else it was
         # a conflict), so the writer opens without looking at it again.
-        checksum = await self._declared_checksum(rel, reader)
-        writer = await self.dst.open_writer(rel, exclusive=self.exclusive, checksum=checksum)
+        parts = split_parts(reader.size, self.plan.part_size)
+        declared = await self._declared_checksum(rel, reader, parts)
+        writer = await self.dst.open_writer(
+            rel,
+            exclusive=self.exclusive,
+            checksum=declared.checksum,
+            part_crcs=declared.part_crcs,
+            pinned=declared.pinned,
+        )
         try:
             digests: list[Digest] = []
             if writer.parallel_parts and reader.size > max(self.plan.part_size, MIN_PART_SIZE):
-                moved = await self._send_parts(reader, writer, item)
+                moved = await self._send_parts(reader, writer, item, parts)
             else:
                 moved, digests = await self._send_in_order(reader, writer, item)
             await writer.commit()
@@ -313,23 +362,30 @@ class ItemRunner:
             await self._verify(self.dst.full(rel), moved, digests)
         return moved
 
-    async def _declared_checksum(self, rel: str, reader: RawReader) -> str | None:
+    async def _declared_checksum(
+        self, rel: str, reader: RawReader, parts: list[tuple[int, int]]
+    ) -> _Declared:
         """The checksum to declare to the writer of ``rel``, where the destination keeps one.
 
         Only for a file that may go up in parts: a single request has the store
-        compute the checksum itself.
+        compute the checksum itself. ``parts``: those the file is sent in, in
+        parallel (``write_part``), whose CRC-32s go with a checksum computed
+        here (a writer that takes parts in any order is assumed: S3's).
         """
         name = self.dst.store.kept_checksum
         single = min(self.dst.store.part_size, max(self.plan.part_size, MIN_PART_SIZE))
         if name is None or not available(name) or reader.size <= single:
-            return None
-        reported = await self.src.checksum(rel)
+            return _UNDECLARED
+        reported = await self.src.pinned_checksum(rel, reader)
         decoded = decode(reported) if reported else None
         if decoded is not None and decoded[0] == name:
-            return f"{name}:{decoded[1].hex()}"
+            return _Declared(f"{name}:{decoded[1].hex()}", pinned=True)
         if not self.src.store.inline_capable:  # another service: not read twice
-            return None
-        return await _digest_of(reader, name, self.plan.part_size)
+            return _UNDECLARED
+        if reader.size <= max(self.plan.part_size, MIN_PART_SIZE):
+            # Written in order, cut where the writer cuts: it hashes what it sends.
+            return _Declared(await _digest_of(reader, name, self.plan.part_size))
+        return _Declared(*await _digest_and_crcs(reader, name, parts))
 
     async def _write_whole(self, rel: str, data: bytes, item: ItemProgress) -> int:
         """Write a file held whole (one step: ``StorePrimitives._write_whole``); its size.
@@ -370,15 +426,20 @@ class ItemRunner:
             item.advance(len(chunk))
         return moved, digests
 
-    async def _send_parts(self, reader: RawReader, writer: RawWriter, item: ItemProgress) -> int:
-        """Send a large file in parts, in parallel as far as free slots allow; its size.
+    async def _send_parts(
+        self,
+        reader: RawReader,
+        writer: RawWriter,
+        item: ItemProgress,
+        parts: list[tuple[int, int]],
+    ) -> int:
+        """Send a large file in ``parts``, in parallel as far as free slots allow; its size.
 
         Each part is read (one ranged read) and written (one ``UploadPart``, one
         ``pwrite``...) within its slot, so the bytes in flight stay within about
         ``concurrency * part_size`` for the whole transfer. A part that fails
         transiently is retried alone.
         """
-        parts = split_parts(reader.size, self.plan.part_size)
 
         async def attempt(index: int) -> None:
             offset, length = parts[index]

@@ -35,7 +35,7 @@ from ..._paths import StoreRoot, base_name
 from ..._store import AsyncArtifactStore
 from ._pool import ClientPool
 from ._reader import ObjectReader
-from ._writer import ObjectWriter, declared_md5
+from ._writer import Declared, ObjectWriter, declared_md5
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         Coroutine,
         Iterable,
         Iterator,
+        Sequence,
     )
     from types import FrameType
 
@@ -163,12 +164,14 @@ class ObjectStore(AsyncArtifactStore):
         return await self._pool.get()
 
     async def _start_upload(
-        self, client: ObjectClient, obj: str, *, exclusive: bool, md5: str | None
+        self, client: ObjectClient, obj: str, *, exclusive: bool, declared: Declared
     ) -> Upload:
-        """Start the upload in parts of object ``obj``; ``md5`` (hex) is the file's, if declared.
+        """Start the upload in parts of object ``obj``, told what ``declared`` says of it.
 
-        The default ignores ``md5`` (a store whose :attr:`kept_checksum` is
-        ``"md5"`` overrides this to keep it with the object).
+        The default ignores ``declared`` (a store whose :attr:`kept_checksum` is
+        ``"md5"`` overrides this to keep the MD5 with the object, and has the
+        upload check the declared parts' CRC-32s: see
+        ``StorePrimitives._open_writer_with_checksum``).
         """
         return await client.upload(self.bucket, obj, exclusive=exclusive)
 
@@ -358,16 +361,38 @@ class ObjectStore(AsyncArtifactStore):
             raise self._err(FileNotFoundError, "open", key) from exc
         return ObjectReader(self, obj, self._full(key), first)
 
-    async def _open_writer(self, key: str, *, exclusive: bool, md5: str | None = None) -> RawWriter:
-        writer = ObjectWriter(self, self._obj(key), exclusive, md5)
+    async def _open_writer(self, key: str, *, exclusive: bool) -> RawWriter:
+        return await self._object_writer(key, exclusive, Declared())
+
+    async def _open_writer_with_checksum(
+        self,
+        key: str,
+        *,
+        exclusive: bool,
+        checksum: str,
+        part_crcs: Sequence[int] | None = None,
+        pinned: bool = False,
+    ) -> RawWriter:
+        md5 = declared_md5(checksum) if self.kept_checksum == "md5" else None
+        declared = Declared(md5, tuple(part_crcs) if part_crcs is not None else None, pinned)
+        return await self._object_writer(key, exclusive, declared)
+
+    async def _object_writer(self, key: str, exclusive: bool, declared: Declared) -> ObjectWriter:
+        writer = ObjectWriter(self, self._obj(key), exclusive, declared)
         writer.parallel_parts = (await self._client()).parts_in_any_order
         return writer
 
-    async def _open_writer_with_checksum(
-        self, key: str, *, exclusive: bool, checksum: str
-    ) -> RawWriter:
-        md5 = declared_md5(checksum) if self.kept_checksum == "md5" else None
-        return await self._open_writer(key, exclusive=exclusive, md5=md5)
+    @_named
+    async def _pinned_checksum(self, key: str, reader: RawReader) -> str | None:
+        # Reads are pinned to the version the reader's first GET saw: the checksum
+        # in that version's metadata is of the bytes it reads (one HEAD to learn it).
+        client = await self._client()
+        meta = await client.head(self.bucket, self._obj(key))
+        if meta is None:
+            raise self._err(FileNotFoundError, "stat", key)
+        if not isinstance(reader, ObjectReader) or meta.version is None:
+            return None
+        return meta.checksum if meta.version == reader._version else None
 
     @_named
     async def _remove_file(self, key: str) -> None:

@@ -8,13 +8,28 @@ closed aborts its upload too (on its loop, with a ``ResourceWarning``).
 
 A writer told the file's MD5 up front (``StorePrimitives._open_writer_with_checksum``)
 has it stored with a multipart upload (the service takes metadata only when an
-upload starts) and computes the MD5 of what it is given as it goes, in a worker
-thread: parts written in any order are hashed in the order of their numbers,
-each as soon as those before it were (its call waits for them, holding its
-bytes: never more than the callers hold), and a part sent again (a retry) must
-bring the bytes hashed the first time (their CRC-32 is kept). Committing
-compares the two before completing the upload; on a mismatch it aborts the
-upload and raises :class:`~artifactio.IntegrityError`: nothing is published.
+upload starts) and makes sure it is the MD5 of what it publishes:
+
+- told each part's CRC-32 too (a bulk transfer computes them with the MD5,
+  before the upload), it leaves the check to the upload (:class:`Declared`):
+  each part must have its declared CRC-32 (on S3 the CRC-32 that goes with the
+  part anyway, for the service to check) or its write raises, and the upload
+  completes only with the declared parts. Parts go in any order and nothing
+  is hashed twice;
+- told that the bytes come from a version pinned while it is read, it checks
+  nothing;
+- told the MD5 alone, it computes the MD5 of what it is given as it goes, in a
+  worker thread: parts written in any order are hashed in the order of their
+  numbers, each as soon as those before it were (its call waits for them,
+  holding its bytes: never more than the callers hold), and a part sent again
+  (a retry) must bring the bytes hashed the first time (their CRC-32 is kept).
+  Committing compares the two before completing the upload, and on a mismatch
+  aborts the upload.
+
+A mismatch raises :class:`~artifactio.IntegrityError`; the caller aborts the
+writer, as after any failure: nothing is published. A file small enough for one
+request is checked against its whole MD5 (the service computes the MD5 it keeps
+of such a file itself).
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ import logging
 import re
 import warnings
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..._blocking import run_blocking
@@ -38,7 +54,7 @@ if TYPE_CHECKING:
     from ._client import Upload
     from ._store import ObjectStore
 
-__all__ = ["ObjectWriter"]
+__all__ = ["Declared", "ObjectWriter", "declared_md5"]
 
 logger = logging.getLogger("artifactio.objectstore")
 
@@ -65,6 +81,30 @@ def declared_md5(checksum: str | None) -> str | None:
     return found.group(1)
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What a writer was told of its file up front (see the module docstring).
+
+    Attributes:
+        md5: The file's MD5 (hex), kept with a multipart upload.
+        part_crcs: The CRC-32 of each part, in order; the upload checks them.
+        pinned: The caller vouches for ``md5``: nothing is checked.
+    """
+
+    md5: str | None = None
+    part_crcs: tuple[int, ...] | None = None
+    pinned: bool = False
+
+    @property
+    def hashed(self) -> bool:
+        """Whether the writer computes the MD5 of what it sends (told the MD5 alone)."""
+        return self.md5 is not None and self.part_crcs is None and not self.pinned
+
+
+def _md5_of(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def _hash_part(md5: Any, data: bytes) -> int:
     """Feed ``data`` to the running MD5; its CRC-32 (to recognise the part if it comes again)."""
     md5.update(data)
@@ -86,19 +126,19 @@ class ObjectWriter(RawWriter):
         store: The store.
         obj: The object's key.
         exclusive: Completing fails if the object exists.
-        md5: The file's MD5 (hex), declared up front: it goes with the upload
-            (see the module docstring) and the commit fails unless the bytes
-            written have it.
+        declared: What the writer was told up front: the file's MD5, which goes
+            with the upload (see the module docstring), and how it is checked.
     """
 
     def __init__(
-        self, store: ObjectStore, obj: str, exclusive: bool, md5: str | None = None
+        self, store: ObjectStore, obj: str, exclusive: bool, declared: Declared | None = None
     ) -> None:
         self._store = store
         self._obj = obj
         self._exclusive = exclusive
-        self._md5 = md5
-        self._hash: Any = hashlib.md5(usedforsecurity=False) if md5 is not None else None
+        self._declared = declared = declared or Declared()
+        self._md5 = declared.md5
+        self._hash: Any = hashlib.md5(usedforsecurity=False) if declared.hashed else None
         self._crcs: list[int] = []  # of the parts hashed so far, in order
         self._hashed = asyncio.Event()  # set (and replaced) whenever a part was hashed
         self._buf = bytearray()
@@ -147,7 +187,7 @@ class ObjectWriter(RawWriter):
                 self._loop = asyncio.get_running_loop()
                 self._starting = self._loop.create_task(
                     self._store._start_upload(
-                        client, self._obj, exclusive=self._exclusive, md5=self._md5
+                        client, self._obj, exclusive=self._exclusive, declared=self._declared
                     )
                 )
             # Shielded: once the server may have made the upload, abort() must learn
@@ -223,23 +263,22 @@ class ObjectWriter(RawWriter):
         self._buf.clear()
         client = await self._store._client()
         if self._upload is None:
-            if self._hash is not None:  # the service computes the MD5 it keeps itself
-                await self._check_md5(data)
+            if self._md5 is not None:  # the service computes the MD5 it keeps itself
+                await self._check_md5(await run_blocking(_md5_of, data))
             await client.put(self._store.bucket, self._obj, data, exclusive=self._exclusive)
         else:
             while self._in_flight:
                 await self._wait_one()
             if self._hash is not None:
-                await self._check_md5(data)
+                if len(self._crcs) == self._parts:  # else a part is missing: complete() refuses
+                    await self._hash_in_turn(self._parts, data)
+                await self._check_md5(self._hash.hexdigest())
             await self._upload.complete(data)
             self._upload = self._starting = None
         self.verified = client.checks_writes
 
-    async def _check_md5(self, final: bytes) -> None:
-        """Hash the final piece; unless the MD5 is the declared one, abort the upload and raise."""
-        if len(self._crcs) == self._parts:  # else a part is missing: complete() refuses
-            await self._hash_in_turn(self._parts, final)
-        got = self._hash.hexdigest()
+    async def _check_md5(self, got: str) -> None:
+        """Unless ``got`` (the MD5 of the bytes written) is the declared one, abort and raise."""
         if got != self._md5:
             with shielded():
                 await self.abort()
