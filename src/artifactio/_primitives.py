@@ -10,7 +10,7 @@ them better. The defaults here build those from the required primitives (or
 decline: ``_copy_from`` and the batches), so a new
 backend is complete as soon as the seven required methods work. A store that
 keeps a whole-file checksum handed to its writer (S3: the MD5, in the object's
-metadata) names its algorithm in ``kept_checksum`` and overrides
+metadata) names its algorithm in ``_kept_checksum`` and overrides
 ``_open_writer_with_checksum``; a store whose reads are pinned to one version
 of a file overrides ``_pinned_checksum``.
 
@@ -62,7 +62,7 @@ class StorePrimitives(abc.ABC):
     checks_ancestors: ClassVar[bool] = True
     """Whether writing below a file raises ``NotADirectoryError`` (object stores: no)."""
 
-    kept_checksum: ClassVar[str | None] = None
+    _kept_checksum: ClassVar[str | None] = None
     """The algorithm (``"md5"``) of the whole-file checksum that a writer of
     :meth:`_open_writer_with_checksum` keeps with the file it writes, and that
     :meth:`_checksum` then reports; ``None``: such a checksum is ignored (the
@@ -197,12 +197,12 @@ class StorePrimitives(abc.ABC):
     ) -> RawWriter:
         """:meth:`_open_writer`, told the whole file's checksum (``"md5:<hex>"``) up front.
 
-        Where :attr:`kept_checksum` names its algorithm, the store keeps the
+        Where :attr:`_kept_checksum` names its algorithm, the store keeps the
         checksum with the file, so that a later ``sync(compare="checksum")``
         compares without reading the file (S3 takes an object's metadata only
         when an upload starts, before a multipart upload has seen its bytes).
         A checksum of another algorithm is ignored, and so is every checksum
-        where :attr:`kept_checksum` is ``None`` (the default: the plain writer).
+        where :attr:`_kept_checksum` is ``None`` (the default: the plain writer).
 
         The kept checksum is never wrong; how the writer makes sure depends on
         what comes with it:

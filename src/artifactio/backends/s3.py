@@ -516,7 +516,7 @@ class S3Store(ObjectStore):
     lean_requests: bool = True
     """Send small hot requests on the lean path (:mod:`._s3_lean`) where it applies."""
 
-    kept_checksum: ClassVar[str | None] = "md5"
+    _kept_checksum: ClassVar[str | None] = "md5"
 
     def __init__(self, root: str = "s3://", **options: Any) -> None:
         self.config = S3Config(path=root, **options)

@@ -372,7 +372,7 @@ class ItemRunner:
         parallel (``write_part``), whose CRC-32s go with a checksum computed
         here (a writer that takes parts in any order is assumed: S3's).
         """
-        name = self.dst.store.kept_checksum
+        name = self.dst.store._kept_checksum
         single = min(self.dst.store.part_size, max(self.plan.part_size, MIN_PART_SIZE))
         if name is None or not available(name) or reader.size <= single:
             return _UNDECLARED

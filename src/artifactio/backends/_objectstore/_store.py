@@ -168,7 +168,7 @@ class ObjectStore(AsyncArtifactStore):
     ) -> Upload:
         """Start the upload in parts of object ``obj``, told what ``declared`` says of it.
 
-        The default ignores ``declared`` (a store whose :attr:`kept_checksum` is
+        The default ignores ``declared`` (a store whose :attr:`_kept_checksum` is
         ``"md5"`` overrides this to keep the MD5 with the object, and has the
         upload check the declared parts' CRC-32s: see
         ``StorePrimitives._open_writer_with_checksum``).
@@ -373,7 +373,7 @@ class ObjectStore(AsyncArtifactStore):
         part_crcs: Sequence[int] | None = None,
         pinned: bool = False,
     ) -> RawWriter:
-        md5 = declared_md5(checksum) if self.kept_checksum == "md5" else None
+        md5 = declared_md5(checksum) if self._kept_checksum == "md5" else None
         declared = Declared(md5, tuple(part_crcs) if part_crcs is not None else None, pinned)
         return await self._object_writer(key, exclusive, declared)
 
