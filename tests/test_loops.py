@@ -12,12 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -332,43 +328,3 @@ def test_forked_child_makes_its_own_main_loop(new_store: Callable[..., ObjectSto
     assert facade._runner._own is own
     assert facade.read_bytes("child.txt") == b"child"  # on the parent's loop, still working
     facade.close()
-
-
-@pytest.mark.s3
-def test_atexit_closes_the_main_threads_loop_and_client(
-    s3_root: str,
-    s3_options: dict[str, Any],
-    tmp_path: Any,
-) -> None:
-    script = textwrap.dedent(
-        """
-        import atexit, json, sys
-
-        def check():  # registered first: runs after artifactio's exit hook
-            closed = all(session.closed for session in sessions) and own.loop.is_closed()
-            print("closed" if closed and sessions else "open", flush=True)
-
-        atexit.register(check)
-
-        import artifactio
-        from artifactio.backends.s3 import S3Store
-
-        root, options = json.loads(sys.argv[1])
-        facade = artifactio.ArtifactStore(S3Store(root, **options))
-        facade.write_bytes("atexit.txt", b"1")
-        own = facade._runner._own
-        client = own.run(facade.async_store._client())
-        sessions = list(client.s3._endpoint.http_session._sessions.values())
-        print("done", flush=True)
-        """
-    )
-    proc = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script, json.dumps([s3_root, s3_options])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["done", "closed"]
-    assert "Warning" not in proc.stderr, proc.stderr
