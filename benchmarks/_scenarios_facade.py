@@ -8,6 +8,9 @@
   the cost of ``run_until_complete`` on the facade's own loop there).
   Every contender makes the same number of calls per run, as many as the
   facade's call makes in ``call_seconds``.
+* Async local calls, for scale: ``await store.exists`` on the local store
+  (its file-system calls in worker threads) beside ``aiofiles.os.path.exists``
+  (asyncio's default executor), ``concurrency`` calls in flight.
 * S3: ``facade_gets`` GETs of one 1 KiB object, one after the other, through
   ``ArtifactStore.read_bytes`` (from the main thread: on the facade's own loop
   there, no thread hop) beside
@@ -23,13 +26,21 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from _harness import Case, Contender, EventLoop, alternate, calls_lasting, missing
+from _harness import (
+    Case,
+    Contender,
+    EventLoop,
+    alternate,
+    calls_lasting,
+    for_each_limited,
+    missing,
+)
 from _s3_clients import artifactio_store
 
 import artifactio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from _harness import Context
 
@@ -41,6 +52,7 @@ ONE = "s6/one.bin"
 def run_s6(ctx: Context) -> None:
     """Measure S6: the local rows always, the S3 rows when SeaweedFS runs."""
     _local(ctx)
+    _async_local(ctx)
     if ctx.s3 is None:
         ctx.results.skip("S6", "the S3 GET rows", "SeaweedFS is not installed")
     else:
@@ -105,6 +117,43 @@ def _local(ctx: Context) -> None:
     finally:
         for facade in (local, memory, looped):
             facade.close()
+
+
+def _async_local(ctx: Context) -> None:
+    import aiofiles.os
+
+    s = ctx.settings
+    root = ctx.tmp / "s6-async"
+    root.mkdir()
+    path = str(root / "data.bin")
+    with open(path, "wb") as f:
+        f.write(b"x" * 1024)
+    calls = 640 if s.quick else 6400
+    with EventLoop() as loop:
+        store = artifactio.open_store(str(root))
+
+        def run(check: Callable[[], Awaitable[bool]]) -> Callable[[str], None]:
+            async def one(i: int) -> None:
+                if not await check():
+                    raise RuntimeError("the file is not there")
+
+            return lambda tag: loop.run(for_each_limited(calls, s.concurrency, one))
+
+        case = Case(
+            "S6",
+            "async local exists",
+            "us/call",
+            calls,
+            f"one existing 1 KiB file, {s.concurrency} calls in flight",
+        )
+        contenders = [
+            Contender("await store.exists", run(lambda: store.exists(path)), ours=True),
+            Contender("aiofiles.os.path.exists", run(lambda: aiofiles.os.path.exists(path))),
+        ]
+        try:
+            alternate(ctx.results, case, contenders, max(s.rounds, 5) if not s.quick else 1)
+        finally:
+            loop.run(store.aclose())
 
 
 def _s3(ctx: Context) -> None:
