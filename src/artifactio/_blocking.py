@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -90,13 +91,17 @@ async def run_blocking(func: Callable[..., T], *args: Any) -> T:
     half its cost per call: a cancelled scope skips the call, and once started
     the call runs to its end and its result is the caller's (a cancellation
     arrives at the caller's next checkpoint), so what it did to files is never
-    lost. When driven inline by the sync facade it runs directly in the
-    caller's thread.
+    lost. On an event loop other than asyncio's (trio, through anyio) the call
+    goes to anyio's worker threads. When driven inline by the sync facade it
+    runs directly in the caller's thread.
     """
     if _INLINE.get():
         return func(*args)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # another event loop, through anyio (trio): anyio's worker threads
+        return await anyio.to_thread.run_sync(func, *args)
     await anyio.lowlevel.checkpoint_if_cancelled()
-    loop = asyncio.get_running_loop()
     future = loop.run_in_executor(_executor(), contextvars.copy_context().run, func, *args)
     with anyio.CancelScope(shield=True):
         result = await future
