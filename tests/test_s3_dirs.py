@@ -88,6 +88,39 @@ async def test_failed_directory_rename_leaves_no_partial_copy(
     assert await s3_store.read_bytes("dst/f5.bin") == b"xxxxx"
 
 
+async def test_a_copy_under_way_when_a_move_fails_is_taken_back_too(
+    s3_store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request cut midway may still be carried out by the server after the clean-up
+    # looked: here the server's late copy is played by a task the cancel does not stop.
+    for i in range(6):
+        await s3_store.write_bytes(f"src/f{i}.bin", b"x" * i)
+    before = sorted(keys_below(raw_s3, s3_store.root))
+    real_copy = S3Client.copy
+    late: list[asyncio.Task[None]] = []
+
+    async def copy(self: S3Client, bucket: str, src: str, dst: str, **kwargs: Any) -> None:
+        if src.endswith("f1.bin"):
+            raise PermissionError(errno.EACCES, "copy: denied (injected)", "s3://x")
+        if src.endswith("f4.bin"):
+
+            async def server_side() -> None:
+                await asyncio.sleep(0.3)
+                await real_copy(self, bucket, src, dst, **kwargs)
+
+            late.append(asyncio.ensure_future(server_side()))
+            await asyncio.shield(late[-1])
+            return
+        await real_copy(self, bucket, src, dst, **kwargs)
+
+    monkeypatch.setattr(S3Client, "copy", copy)
+    with pytest.raises(PermissionError, match="injected"):
+        await s3_store.rename("src", "dst")
+    await asyncio.gather(*late)
+    monkeypatch.undo()
+    assert sorted(keys_below(raw_s3, s3_store.root)) == before
+
+
 async def test_rmtree_batch_failure_raises_the_error_itself(
     s3_store: S3Store, raw_s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -454,12 +454,22 @@ class ObjectStore(AsyncArtifactStore):
         async for page in self._pages(client, src_prefix, None):
             listed.extend(page.objects)
 
+        failures: list[Exception] = []
+
         async def one(meta: ObjectMeta) -> None:
+            # After a failure no copy starts, and those under way end (not cancelled: a
+            # request cut midway may still be carried out by the server, after the
+            # clean-up below had looked), so the clean-up sees every copy made.
+            if failures:
+                return
             target = dst_prefix + meta.key[len(src_prefix) :]
-            if meta.key.endswith("/"):  # a marker: write a new one (some servers cannot copy them)
-                await client.put(self.bucket, target, b"", exclusive=False)
-            else:
-                await client.copy(self.bucket, meta.key, target, size=meta.size)
+            try:
+                if meta.key.endswith("/"):  # a marker: write a new one (some servers cannot copy)
+                    await client.put(self.bucket, target, b"", exclusive=False)
+                else:
+                    await client.copy(self.bucket, meta.key, target, size=meta.size)
+            except Exception as exc:
+                failures.append(exc)
 
         # Files first, then the markers level by level, deepest first: a marker
         # written while a key below it creates its directory can be lost (see
@@ -472,6 +482,8 @@ class ObjectStore(AsyncArtifactStore):
             await self._for_each([m for m in listed if not m.key.endswith("/")], one)
             for depth in sorted(markers, reverse=True):
                 await self._for_each(markers[depth], one)
+            if failures:
+                raise failures[0]
         except BaseException:
             # Nothing of src was deleted yet: take the partial copy back, so the
             # failed move changed nothing and can be retried.
