@@ -29,7 +29,6 @@ import artifactio
 from _s3_fixtures import BUCKET, objects_below
 from artifactio.cli import main
 from artifactio.embedded import FakeGCSServer, SeaweedFS
-from artifactio.embedded._process import HOST, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -99,20 +98,8 @@ class RestartableFakeGCSServer(FakeGCSServer):
         self._data = data
         self.halts = 0
 
-    def _launch(self, binary: Path) -> None:
-        self.port = self._requested_port or free_port()
-        args = [
-            str(binary),
-            "-scheme", "http",
-            "-host", HOST,
-            "-port", str(self.port),
-            "-backend", "filesystem",
-            "-filesystem-root", str(self._data),
-            "-external-url", self.url,
-            "-public-host", f"{HOST}:{self.port}",
-            "-log-level", "warn",
-        ]  # fmt: skip
-        self._spawn(args)
+    def _backend_args(self) -> list[str]:
+        return ["-backend", "filesystem", "-filesystem-root", str(self._data)]
 
     def halt(self) -> None:
         """Stop the process by its id; the next :meth:`start` uses the same data and port."""

@@ -144,12 +144,16 @@ class FakeGCSServer(ServerProcess):
             "-scheme", "http",
             "-host", HOST,
             "-port", str(self.port),
-            "-backend", "memory",
+            *self._backend_args(),
             "-external-url", self.url,
             "-public-host", f"{HOST}:{self.port}",
             "-log-level", self._log_level,
         ]  # fmt: skip
         self._spawn(args)
+
+    def _backend_args(self) -> list[str]:
+        """Where the server keeps objects: in memory (a subclass may keep them on disk)."""
+        return ["-backend", "memory"]
 
     def _retry_after_exit(self, log: str) -> bool:
         return self._requested_port is None  # the free port was taken meanwhile: another
