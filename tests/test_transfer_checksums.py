@@ -13,6 +13,7 @@ requests of that.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import zlib
@@ -30,7 +31,7 @@ from artifactio.backends.memory import MemoryStore
 from artifactio.backends.s3 import S3Store
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
 
     from artifactio.backends.local import LocalStore
@@ -72,6 +73,26 @@ async def _write(store: S3Store, key: str, data: bytes, checksum: str, how: str)
         raise
 
 
+def _crcs(data: bytes) -> list[int]:
+    return [zlib.crc32(data[offset : offset + PART]) for offset in range(0, len(data), PART)]
+
+
+@contextlib.asynccontextmanager
+async def _declared(store: S3Store, data: bytes, *, crcs: bool = True) -> AsyncIterator[RawWriter]:
+    """A writer of ``big.bin`` told ``data``'s MD5 (and its parts' CRC-32s); aborted at the end
+    (nothing to undo after a commit)."""
+    writer = await store._open_writer_with_checksum(
+        "big.bin",
+        exclusive=False,
+        checksum=f"md5:{_md5(data)}",
+        part_crcs=_crcs(data) if crcs else None,
+    )
+    try:
+        yield writer
+    finally:
+        await writer.abort()
+
+
 # ----------------------------------------------------------------- the writer
 
 
@@ -106,21 +127,12 @@ async def test_a_writer_told_a_wrong_md5_publishes_nothing(
 @pytest.mark.s3
 async def test_a_part_sent_again_must_bring_the_same_bytes(s3_store: S3Store, raw_s3: Any) -> None:
     data = _data()
-    writer = await s3_store._open_writer_with_checksum(
-        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}"
-    )
-    try:
+    async with _declared(s3_store, data, crcs=False) as writer:
         await writer.write_part(0, 0, data[:PART])
         await writer.write_part(0, 0, data[:PART])  # a retry with the same bytes: fine
         with pytest.raises(IntegrityError, match="other bytes"):
             await writer.write_part(0, 0, b"x" * PART)
-    finally:
-        await writer.abort()
     assert pending_uploads(raw_s3, s3_store.root) == []
-
-
-def _crcs(data: bytes) -> list[int]:
-    return [zlib.crc32(data[offset : offset + PART]) for offset in range(0, len(data), PART)]
 
 
 @pytest.mark.s3
@@ -129,16 +141,10 @@ async def test_parts_with_their_declared_crcs_go_in_any_order_from_one_task(
 ) -> None:
     # Nothing is hashed in order: one task may give the parts last first.
     data = _data()
-    writer = await s3_store._open_writer_with_checksum(
-        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
-    )
-    try:
+    async with _declared(s3_store, data) as writer:
         for index, offset in reversed(list(enumerate(range(0, len(data), PART)))):
             await writer.write_part(index, offset, data[offset : offset + PART])
         await writer.commit()
-    except BaseException:
-        await writer.abort()
-        raise
     assert await s3_store.read_bytes("big.bin") == data
     assert await s3_store._checksum("big.bin") == f"md5:{_md5(data)}"
 
@@ -148,16 +154,11 @@ async def test_a_part_without_its_declared_crc_publishes_nothing(
     s3_store: S3Store, raw_s3: Any
 ) -> None:
     data = _data()
-    writer = await s3_store._open_writer_with_checksum(
-        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
-    )
-    try:
+    async with _declared(s3_store, data) as writer:
         await writer.write_part(0, 0, data[:PART])
         changed = data[PART : 2 * PART - 1] + b"!"  # the same size, one byte other
         with pytest.raises(IntegrityError, match="CRC-32"):
             await writer.write_part(1, PART, changed)
-    finally:
-        await writer.abort()
     assert keys_below(raw_s3, s3_store.root) == []
     assert pending_uploads(raw_s3, s3_store.root) == []
 
@@ -167,16 +168,11 @@ async def test_an_upload_missing_a_declared_part_is_not_completed(
     s3_store: S3Store, raw_s3: Any
 ) -> None:
     data = _data()
-    writer = await s3_store._open_writer_with_checksum(
-        "big.bin", exclusive=False, checksum=f"md5:{_md5(data)}", part_crcs=_crcs(data)
-    )
-    try:
+    async with _declared(s3_store, data) as writer:
         await writer.write_part(0, 0, data[:PART])
         await writer.write_part(2, 2 * PART, data[2 * PART :])
         with pytest.raises(IntegrityError, match="declared"):
             await writer.commit()
-    finally:
-        await writer.abort()
     assert keys_below(raw_s3, s3_store.root) == []
     assert pending_uploads(raw_s3, s3_store.root) == []
 
