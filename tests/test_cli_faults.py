@@ -241,8 +241,8 @@ def _stop_midway_then_sync(
     server.start()
     status = main(["sync", *common, str(src), dst])
     out, err = capsys.readouterr()
-    report = json.loads(out)
     assert status == 0, err
+    report = json.loads(out)
     assert (report["failed"], report["failures"]) == (0, [])
     assert report["transferred"] >= 1
     assert stored() == tree
